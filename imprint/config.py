@@ -1,0 +1,145 @@
+"""Checks of a workflow configuration beyond its JSON schema (workflow/schemas/).
+
+The schema checks keys, types and names; these checks follow references between sections and
+facts about the datasets, so that a bad configuration stops before any job runs, with a message
+that names the offending key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from imprint.datasets import dataset_source
+from imprint.grid import FACTORS
+from imprint.models import model_source
+from imprint.tasks import task_classes
+
+
+#: Tables in results/tables/ that a comparison (results/tables/<name>.csv) must not overwrite.
+RESERVED_TABLES = frozenset({"imprinting", "summary", "nc1", "nc1_summary"})
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message starts with the offending key."""
+
+
+def _fail(key: str, message: str) -> None:
+    raise ConfigError(f"config key '{key}': {message}")
+
+
+def _class_ids(config: Mapping[str, Any], dataset: str, key: str) -> list[int]:
+    if dataset not in config["datasets"]:
+        _fail(key, f"dataset {dataset!r} is not defined under 'datasets' "
+                   f"(defined: {sorted(config['datasets'])})")
+    return dataset_source(config["datasets"][dataset]).class_ids(config["datasets"][dataset])
+
+
+def _check_classes(classes: list[int], available: list[int], dataset: str, key: str) -> None:
+    unknown = sorted(set(classes) - set(available))
+    if unknown:
+        _fail(key, f"classes {unknown} do not exist in dataset {dataset!r} "
+                   f"(it has {min(available)}..{max(available)})")
+
+
+def _key_path(path) -> str:
+    parts = []
+    for part in path:
+        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return "".join(parts).lstrip(".") or "(top level)"
+
+
+def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
+    """Check ``config`` against the JSON schema, filling in the schema's defaults in place.
+
+    Raises :class:`ConfigError` with the single most relevant violation, named by its key path,
+    e.g. ``config key 'imprinting.gen[0]': 'kmean' is not one of [...]``.
+    """
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_file).read_text())
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, subschema):
+        # As in the jsonschema FAQ: fill defaults, then validate as usual.
+        if isinstance(instance, dict):
+            for name, property_schema in properties.items():
+                if isinstance(property_schema, dict) and "default" in property_schema:
+                    instance.setdefault(name, property_schema["default"])
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    validator_class = jsonschema.validators.extend(base, {"properties": properties_with_defaults})
+    error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(config))
+    if error is None:
+        return
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        if unknown:
+            _fail(_key_path([*error.absolute_path, unknown[0]]),
+                  f"unknown key; allowed here: {allowed}")
+    _fail(_key_path(error.absolute_path), error.message)
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for the first problem found; return None if the config can run."""
+    for name, spec in config["models"].items():
+        source = model_source(spec)
+        dataset = source.training_dataset(spec)
+        if dataset is not None:
+            available = _class_ids(config, dataset, f"models.{name}.dataset")
+            _check_classes(spec["base_classes"], available, dataset,
+                           f"models.{name}.base_classes")
+
+    for name, spec in config["tasks"].items():
+        available = _class_ids(config, spec["dataset"], f"tasks.{name}.dataset")
+        classes = task_classes(spec, available)
+        _check_classes(classes, available, spec["dataset"], f"tasks.{name}.classes")
+        d = spec.get("d_in_1", 1)
+        n_labels = spec.get("n_labels", len(classes) // d)
+        if n_labels < 1 or n_labels * d > len(classes):
+            _fail(f"tasks.{name}.d_in_1",
+                  f"{max(n_labels, 1)} labels of {d} classes each need {max(n_labels, 1) * d} "
+                  f"classes, the task has {len(classes)}")
+        if (n_labels if "d_in_1" in spec else len(classes)) < 2:
+            _fail(f"tasks.{name}", "a task needs at least two labels to classify")
+
+    for name in config["imprinting"].get("ls_lambda_per_model", {}):
+        if name not in config["models"]:
+            _fail(f"imprinting.ls_lambda_per_model.{name}", "no such model under 'models'")
+
+    grid = config["imprinting"]
+    for name, spec in config.get("comparisons", {}).items():
+        if name in RESERVED_TABLES:
+            _fail(f"comparisons.{name}", f"the names {sorted(RESERVED_TABLES)} are taken by the "
+                                         "workflow's own tables in results/tables/")
+        overlap = set(spec["factors"]) & set(spec.get("best_of", []))
+        if overlap:
+            _fail(f"comparisons.{name}.best_of", f"{sorted(overlap)} are also compared in 'factors'")
+        for factor, condition in spec.get("where", {}).items():
+            if isinstance(condition, Mapping):
+                continue
+            levels = grid[factor]
+            missing = [value for value in condition if value not in levels]
+            if len(missing) == len(condition):
+                _fail(f"comparisons.{name}.where.{factor}",
+                      f"none of {list(condition)} is in imprinting.{factor} {list(levels)}, "
+                      "so the comparison would select nothing")
+        for factor in FACTORS:
+            if factor in spec["factors"] or factor in spec.get("best_of", []):
+                continue
+            if factor in ("k", "m"):
+                continue  # may legitimately be empty (not applicable); checked on the results
+            if factor not in spec.get("where", {}) and len(grid[factor]) > 1:
+                _fail(f"comparisons.{name}",
+                      f"factor {factor!r} has {len(grid[factor])} levels in the grid but is "
+                      "neither compared ('factors'), filtered ('where') nor maximised ('best_of')")
+
+
+def model_lambda(config: Mapping[str, Any], model: str) -> float:
+    """The LS ridge term for a model: its override, else the grid's default."""
+    section = config["imprinting"]
+    return section.get("ls_lambda_per_model", {}).get(model, section["ls_lambda"])

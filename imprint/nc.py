@@ -1,0 +1,39 @@
+"""Neural collapse: the NC1 within-class variability measure."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nc1(embeddings: np.ndarray, labels: np.ndarray) -> float:
+    """NC1 = trace(Σ_W Σ_B⁺) / C (Papyan, Han & Donoho 2020).
+
+    Σ_W is the mean over classes of each class's covariance (normalised by the class size), Σ_B
+    the covariance of the C class means around the global mean of all embeddings, and ⁺ the
+    Moore–Penrose pseudo-inverse (singular values below ``max(C, d)·eps`` of the largest are
+    treated as zero, like ``numpy.linalg.pinv``). Small values mean collapsed classes.
+
+    Computed in the (at most C−1 dimensional) span of the centred class means, so no d×d matrix is
+    formed: with Σ_B = Σ_j s_j² v_j v_jᵀ, trace(Σ_W Σ_B⁺) = Σ_j v_jᵀ Σ_W v_j / s_j².
+    Raises ``ValueError`` for fewer than two classes, where Σ_B is zero and NC1 is undefined.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    classes, position = np.unique(np.asarray(labels), return_inverse=True)
+    n_classes = len(classes)
+    if n_classes < 2:
+        raise ValueError(f"NC1 needs at least two classes, got {n_classes}")
+    counts = np.bincount(position, minlength=n_classes)
+    class_means = np.zeros((n_classes, x.shape[1]))
+    np.add.at(class_means, position, x)
+    class_means /= counts[:, None]
+    between = (class_means - x.mean(axis=0)) / np.sqrt(n_classes)
+    _, singular, directions = np.linalg.svd(between, full_matrices=False)
+    sigma_b_eigen = singular**2
+    keep = sigma_b_eigen > max(between.shape) * np.finfo(np.float64).eps * sigma_b_eigen.max()
+    if not keep.any():
+        return float("inf")  # all class means coincide: no between-class spread at all
+    projected = (x - class_means[position]) @ directions[keep].T
+    per_class_variance = np.zeros((n_classes, projected.shape[1]))
+    np.add.at(per_class_variance, position, projected**2)
+    within_along_directions = (per_class_variance / counts[:, None]).mean(axis=0)
+    return float((within_along_directions / sigma_b_eigen[keep]).sum() / n_classes)

@@ -1,0 +1,214 @@
+"""One function per workflow stage: what a Snakemake job does, callable without Snakemake.
+
+The scripts in ``scripts/`` only unpack ``snakemake.input/params/output`` and call these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imprint.datasets import dataset_source, prepare_dataset, split_images, split_labels
+from imprint.io import load_arrays, save_arrays, write_table
+
+log = logging.getLogger("imprint")
+
+
+@contextlib.contextmanager
+def logged(path: str | Path, threads: int = 1) -> Iterator[None]:
+    """Run a job's body with logging, stdout and stderr (progress bars included) sent to its log
+    file, and numerical libraries limited to the job's ``threads`` (parallel jobs would otherwise
+    oversubscribe the cores)."""
+    from threadpoolctl import threadpool_limits
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle, contextlib.redirect_stdout(handle), \
+            contextlib.redirect_stderr(handle), threadpool_limits(limits=threads):
+        logging.basicConfig(stream=handle, level=logging.INFO, force=True,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            yield
+        except BaseException:
+            log.exception("job failed")
+            raise
+
+
+def source_hash(*modules: str) -> str:
+    """Hash of the source of library modules, passed as a rule ``param`` so that Snakemake reruns
+    a stage when the code it imports changes (it tracks a script, not what the script imports)."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for module in sorted(modules):
+        digest.update(module.encode())
+        digest.update((package / f"{module}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def run_prepare_dataset(spec: Mapping[str, Any], manifest: str) -> None:
+    log.info("preparing dataset %s into %s", dict(spec), Path(manifest).parent)
+    prepare_dataset(spec, manifest)
+
+
+def run_prepare_model(
+    spec: Mapping[str, Any],
+    out: str,
+    dataset_spec: Mapping[str, Any] | None,
+    dataset_manifest: str | None,
+    threads: int,
+) -> None:
+    from imprint.models import model_source
+
+    training_data = (split_images(dataset_spec, dataset_manifest, "train")
+                     if dataset_manifest else None)
+    model_source(spec).prepare(spec, Path(out), training_data, threads)
+
+
+def run_embed(
+    model_spec: Mapping[str, Any],
+    model_file: str,
+    dataset_spec: Mapping[str, Any],
+    dataset_manifest: str,
+    split: str,
+    out: str,
+    embedding: Mapping[str, Any],
+    threads: int,
+) -> None:
+    from imprint.embed import extract_embeddings
+    from imprint.models import model_source
+
+    network = model_source(model_spec).load(model_spec, Path(model_file))
+    images = split_images(dataset_spec, dataset_manifest, split)
+    start = time.perf_counter()
+    embeddings, labels = extract_embeddings(
+        network, images, batch_size=embedding["batch_size"], num_workers=embedding["num_workers"],
+        device=embedding["device"], threads=threads)
+    seconds = time.perf_counter() - start
+    if not np.isfinite(embeddings).all():
+        raise ValueError(f"{out}: the model produced NaN or inf embeddings")
+    log.info("%d embeddings of dimension %d in %.2f s (%.0f images/s)", *embeddings.shape,
+             seconds, len(embeddings) / max(seconds, 1e-9))
+    save_arrays(out, embeddings=embeddings, labels=labels)
+
+
+def run_build_task(
+    spec: Mapping[str, Any],
+    dataset_spec: Mapping[str, Any],
+    dataset_manifest: str,
+    seed: int,
+    out: str,
+) -> None:
+    from imprint.tasks import build_task
+
+    available = dataset_source(dataset_spec).class_ids(dataset_spec)
+    task = build_task(spec, split_labels(dataset_spec, dataset_manifest, "train"),
+                      split_labels(dataset_spec, dataset_manifest, "test"), available, seed)
+    log.info("task %s seed %d: %d train (%d before n-shot), %d test samples, %d labels",
+             dict(spec), seed, len(task["train_index"]), len(task["full_train_index"]),
+             len(task["test_index"]), task["task_label"].max() + 1)
+    save_arrays(out, **task)
+
+
+def _embeddings(path: str, index: np.ndarray) -> np.ndarray:
+    embeddings = load_arrays(path)["embeddings"]
+    if not np.isfinite(embeddings).all():
+        raise ValueError(f"{path}: embeddings contain NaN or inf")
+    return embeddings[index]
+
+
+def run_imprinting(
+    train_embeddings: str,
+    test_embeddings: str,
+    task_file: str,
+    grid_section: Mapping[str, Any],
+    ls_lambda: float,
+    model: str,
+    task: str,
+    seed: int,
+    out: str,
+) -> None:
+    from imprint.grid import Grid, run_grid
+
+    grid = Grid.from_config(grid_section, ls_lambda)
+    split = load_arrays(task_file)
+    start = time.perf_counter()
+    results = run_grid(_embeddings(train_embeddings, split["train_index"]), split["train_label"],
+                       _embeddings(test_embeddings, split["test_index"]), split["test_label"],
+                       grid, seed)
+    log.info("%d configurations in %.2f s", len(results), time.perf_counter() - start)
+    results.insert(0, "seed", seed)
+    results.insert(0, "task", task)
+    results.insert(0, "model", model)
+    write_table(results, out)
+
+
+def run_nc1(
+    train_embeddings: str,
+    task_files: Sequence[str],
+    seeds: Sequence[int],
+    model: str,
+    task: str,
+    out: str,
+) -> None:
+    """NC1 of a task's full train split (before n-shot subsampling), one row per seed."""
+    from imprint.nc import nc1
+
+    embeddings = load_arrays(train_embeddings)["embeddings"]
+    rows = []
+    for seed, task_file in zip(seeds, task_files):
+        split = load_arrays(task_file)
+        value = nc1(embeddings[split["full_train_index"]], split["full_train_label"])
+        rows.append({"model": model, "task": task, "seed": seed, "nc1": value,
+                     "n_labels": int(split["full_train_label"].max()) + 1,
+                     "n_samples": len(split["full_train_index"])})
+        log.info("seed %d: NC1 = %.4g", seed, value)
+    write_table(pd.DataFrame(rows), out)
+
+
+def run_concat(tables: Sequence[str], out: str) -> None:
+    frames = [pd.read_csv(path) for path in tables]
+    write_table(pd.concat(frames, ignore_index=True), out)
+
+
+def read_results(path: str) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={"k": "Int64", "m": "Int64"})
+
+
+def run_summary(results_table: str, out: str) -> None:
+    from imprint.stats import configuration_summary
+
+    write_table(configuration_summary(read_results(results_table)), out)
+
+
+def run_nc1_summary(nc1_table: str, out: str) -> None:
+    from imprint.stats import nc1_summary
+
+    write_table(nc1_summary(pd.read_csv(nc1_table)), out)
+
+
+def run_comparison(
+    results_table: str,
+    name: str,
+    spec: Mapping[str, Any],
+    alpha: float,
+    out_table: str,
+    out_diagram: str,
+) -> None:
+    from imprint.io import atomic_path
+    from imprint.stats import compare, comparison_matrix, comparison_table, draw_cd_diagram
+
+    matrix = comparison_matrix(read_results(results_table), name, spec)
+    result = compare(matrix, alpha)
+    log.info("comparison %s: %s", name, result.note)
+    write_table(comparison_table(result), out_table)
+    with atomic_path(out_diagram) as tmp:
+        draw_cd_diagram(result, spec.get("title", name), tmp, alpha,
+                        file_format=Path(out_diagram).suffix.lstrip("."))

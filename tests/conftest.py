@@ -1,0 +1,51 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def tiny_config() -> dict:
+    """A config that runs every stage of the workflow in well under a minute."""
+    return {
+        "datasets": {"digits": {"source": "sklearn_digits", "test_size": 0.5, "split_seed": 0}},
+        "models": {
+            "pixels": {"source": "pixels"},
+            "cnn": {"source": "base_cnn", "dataset": "digits", "base_classes": [0, 1, 2, 3, 4],
+                    "embedding_dim": 16, "epochs": 2, "seed": 0},
+        },
+        "tasks": {
+            "novel": {"dataset": "digits", "classes": [5, 6, 7, 8, 9]},
+            "pairs": {"dataset": "digits", "d_in_1": 2, "n_labels": 3, "n_shot": 10},
+        },
+        "seeds": [0, 1],
+        "imprinting": {
+            "gen": ["mean", "kmeans", "ls"],
+            "k": [1, 3],
+            "norm_pre": ["l2"],
+            "norm_post": ["none", "l2"],
+            "norm_inf": ["l2"],
+            "agg": ["max", "mnn"],
+            "m": [1, 3],
+        },
+        "comparisons": {
+            "gen": {"factors": ["gen", "k"], "where": {"agg": ["max"]},
+                    "best_of": ["norm_post"]},
+            "norm": {"factors": ["norm_post"], "where": {"gen": ["mean"], "agg": ["max"]}},
+            "agg": {"factors": ["agg", "m"], "where": {"gen": ["kmeans"], "k": [3],
+                                                      "norm_post": ["l2"]}},
+        },
+    }
+
+
+@pytest.fixture
+def config() -> dict:
+    return copy.deepcopy(tiny_config())
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

@@ -1,0 +1,78 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from imprint import ImprintingClassifier
+from imprint.gen import GEN_METHODS
+from imprint.grid import Grid, run_grid
+
+
+@parametrize_with_checks(
+    [ImprintingClassifier(gen=gen, k=2, random_state=0) for gen in GEN_METHODS]
+    + [ImprintingClassifier(gen="kmeans", k=3, agg="mnn", m=3, random_state=0),
+       ImprintingClassifier(gen="kmeans", k=3, norm_pre="none", norm_post="quantile",
+                            norm_inf="none", random_state=0)]
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, y = load_digits(return_X_y=True)
+    return train_test_split(x, y, test_size=0.5, random_state=0, stratify=y)
+
+
+def test_works_in_cross_validation_and_beats_chance(digits):
+    x, _, y, _ = digits
+    scores = cross_val_score(ImprintingClassifier(gen="mean", random_state=0), x, y, cv=3)
+    assert scores.mean() > 0.8
+
+
+def test_params_round_trip():
+    clf = ImprintingClassifier(gen="kmeans", k=5, agg="mnn", m=3, ls_lambda=0.5)
+    params = clf.get_params()
+    assert params["k"] == 5 and params["agg"] == "mnn" and params["ls_lambda"] == 0.5
+    assert clone(clf).set_params(k=7).k == 7
+
+
+def test_fitted_proxies_are_grouped_by_class_in_class_order(digits):
+    x, _, y, _ = digits
+    labels = np.where(y % 2 == 0, "even", "odd")
+    clf = ImprintingClassifier(gen="kmeans", k=4, random_state=0).fit(x, labels)
+    assert clf.proxies_.shape == (8, 64)
+    np.testing.assert_array_equal(clf.proxy_labels_, ["even"] * 4 + ["odd"] * 4)
+    np.testing.assert_allclose(np.linalg.norm(clf.proxies_, axis=1), 1.0)
+    assert set(clf.predict(x[:10])) <= {"even", "odd"}
+
+
+def test_invalid_parameters_are_rejected_by_name(digits):
+    x, _, y, _ = digits
+    with pytest.raises(ValueError, match="'gen' parameter"):
+        ImprintingClassifier(gen="median").fit(x, y)
+    with pytest.raises(ValueError, match="'k' parameter"):
+        ImprintingClassifier(k=0).fit(x, y)
+    with pytest.raises(ValueError, match="'m' parameter"):
+        ImprintingClassifier(m=0).fit(x, y)
+    with pytest.raises(ValueError, match="NaN"):
+        ImprintingClassifier().fit(np.full((4, 2), np.nan), [0, 0, 1, 1])
+
+
+def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(digits):
+    x_train, x_test, y_train, y_test = digits
+    grid = Grid(gen=list(GEN_METHODS), k=[1, 3], norm_pre=["none", "l2"],
+                norm_post=["none", "l2", "quantile"], norm_inf=["none", "l2"],
+                agg=["max", "mnn"], m=[1, 4], ls_lambda=1e-3)
+    table = run_grid(x_train, y_train, x_test, y_test, grid, seed=5)
+    assert len(table) == grid.size()
+    for row in table.to_dict("records"):
+        clf = ImprintingClassifier(
+            gen=row["gen"], k=1 if pd.isna(row["k"]) else int(row["k"]),
+            norm_pre=row["norm_pre"], norm_post=row["norm_post"], norm_inf=row["norm_inf"],
+            agg=row["agg"], m=1 if pd.isna(row["m"]) else int(row["m"]), ls_lambda=1e-3,
+            random_state=5)
+        assert clf.fit(x_train, y_train).score(x_test, y_test) == row["accuracy"], row

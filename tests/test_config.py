@@ -1,0 +1,101 @@
+import copy
+
+import pytest
+import yaml
+
+from imprint.config import ConfigError, check_config, validate_config
+from tests.conftest import REPO, SCHEMA, tiny_config
+
+
+def validated(config):
+    validate_config(config, SCHEMA)
+    check_config(config)
+    return config
+
+
+def test_the_shipped_configs_are_valid():
+    validated(yaml.safe_load((REPO / "config.yaml").read_text()))
+    validated(tiny_config())
+
+
+def test_defaults_are_filled_in():
+    config = validated(tiny_config())
+    assert config["embedding"] == {"batch_size": 256, "device": "auto", "num_workers": 0,
+                                   "gpus": 0}
+    assert config["imprinting"]["ls_lambda"] == 1e-4
+    assert config["models"]["cnn"]["learning_rate"] == 0.001
+    assert config["statistics"]["alpha"] == 0.05
+
+
+def setter(path, value):
+    def apply(config):
+        *parents, last = path
+        target = config
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    return apply
+
+
+def deleter(*path):
+    def apply(config):
+        *parents, last = path
+        target = config
+        for key in parents:
+            target = target[key]
+        del target[last]
+    return apply
+
+
+BAD_CONFIGS = {
+    "unknown top-level key": (setter(["colour"], "red"), "'colour': unknown key"),
+    "unknown dataset option": (setter(["datasets", "digits", "test_fraction"], 0.3),
+                               "'datasets.digits.test_fraction': unknown key"),
+    "unknown dataset source": (setter(["datasets", "digits", "source"], "mnist_csv"),
+                               "'datasets.digits.source'"),
+    "unknown model source": (setter(["models", "pixels", "source"], "resnet"),
+                             "'models.pixels.source'"),
+    "unknown GEN": (setter(["imprinting", "gen"], ["mean", "kmean"]),
+                    "'imprinting.gen[1]': 'kmean' is not one of"),
+    "unknown NORM": (setter(["imprinting", "norm_post"], ["l1"]), "'imprinting.norm_post[0]'"),
+    "unknown AGG": (setter(["imprinting", "agg"], ["vote"]), "'imprinting.agg[0]'"),
+    "k below 1": (setter(["imprinting", "k"], [0, 2]), "'imprinting.k[0]': 0 is less than"),
+    "m below 1": (setter(["imprinting", "m"], [-1]), "'imprinting.m[0]'"),
+    "k of the wrong type": (setter(["imprinting", "k"], ["five"]), "'imprinting.k[0]'"),
+    "empty grid": (setter(["imprinting", "gen"], []), "'imprinting.gen'"),
+    "missing grid key": (deleter("imprinting", "agg"), "'agg' is a required property"),
+    "duplicate seeds": (setter(["seeds"], [0, 0]), "'seeds'"),
+    "seeds not a list": (setter(["seeds"], 3), "'seeds': 3 is not of type 'array'"),
+    "bad task name": (setter(["tasks", "a/b"], {"dataset": "digits"}), "'tasks'"),
+    "task on undefined dataset": (setter(["tasks", "novel", "dataset"], "mnist"),
+                                  "'tasks.novel.dataset': dataset 'mnist' is not defined"),
+    "class the dataset lacks": (setter(["tasks", "novel", "classes"], [5, 12]),
+                                "'tasks.novel.classes': classes [12] do not exist"),
+    "d in 1 needing too many classes": (setter(["tasks", "pairs", "n_labels"], 6),
+                                        "'tasks.pairs.d_in_1': 6 labels of 2 classes"),
+    "one-label task": (setter(["tasks", "novel", "classes"], [5]), "at least two labels"),
+    "n_shot zero": (setter(["tasks", "pairs", "n_shot"], 0), "'tasks.pairs.n_shot'"),
+    "base class the dataset lacks": (setter(["models", "cnn", "base_classes"], [0, 10]),
+                                     "'models.cnn.base_classes'"),
+    "comparison selecting nothing": (
+        setter(["comparisons", "norm", "where"], {"gen": ["fps"], "agg": ["max"]}),
+        "'comparisons.norm.where.gen': none of ['fps']"),
+    "comparison leaving a factor open": (
+        setter(["comparisons", "norm", "where"], {"gen": ["mean"]}),
+        "'comparisons.norm': factor 'agg' has 2 levels"),
+    "comparison with a reserved name": (setter(["comparisons", "summary"], {"factors": ["gen"]}),
+                                        "'comparisons.summary'"),
+    "lambda for an unknown model": (setter(["imprinting", "ls_lambda_per_model"], {"vit": 0.1}),
+                                    "'imprinting.ls_lambda_per_model.vit'"),
+    "alpha out of range": (setter(["statistics"], {"alpha": 1.5}), "'statistics.alpha'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_configs_are_rejected_with_the_key_named(case):
+    mutate, message = BAD_CONFIGS[case]
+    config = copy.deepcopy(tiny_config())
+    mutate(config)
+    with pytest.raises(ConfigError) as error:
+        validated(config)
+    assert message in str(error.value)

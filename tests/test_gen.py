@@ -1,0 +1,161 @@
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+from imprint.gen import (
+    GEN_METHODS,
+    K_METHODS,
+    covariance_scores,
+    farthest_point_sampling,
+    generate_proxies,
+    least_squares_proxies,
+)
+
+
+def rows(a):
+    """Rows as a sorted list of tuples, to compare proxy sets regardless of order."""
+    return sorted(map(tuple, np.round(np.asarray(a), 9)))
+
+
+@pytest.fixture
+def two_class_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 5))
+    y = np.repeat([0, 1], 20)
+    return x, y
+
+
+def test_all_keeps_every_sample_in_class_order():
+    x = np.array([[1.0], [2.0], [3.0]])
+    y = np.array([1, 0, 1])
+    proxies, labels = generate_proxies(x, y, "all")
+    np.testing.assert_array_equal(proxies, [[2.0], [1.0], [3.0]])
+    np.testing.assert_array_equal(labels, [0, 1, 1])
+
+
+def test_mean_is_the_class_mean():
+    x = np.array([[0.0, 0.0], [2.0, 4.0], [10.0, 10.0]])
+    y = np.array([0, 0, 1])
+    proxies, labels = generate_proxies(x, y, "mean")
+    np.testing.assert_allclose(proxies, [[1.0, 2.0], [10.0, 10.0]])
+    np.testing.assert_array_equal(labels, [0, 1])
+
+
+def test_random_draws_k_distinct_samples_of_the_class_deterministically(two_class_data):
+    x, y = two_class_data
+    proxies, labels = generate_proxies(x, y, "random", k=3, random_state=7)
+    assert proxies.shape == (6, 5)
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1])
+    for proxy, label in zip(proxies, labels):
+        assert any(np.array_equal(proxy, sample) for sample in x[y == label])
+    assert len(set(map(tuple, proxies[:3]))) == 3
+    again, _ = generate_proxies(x, y, "random", k=3, random_state=7)
+    other, _ = generate_proxies(x, y, "random", k=3, random_state=8)
+    np.testing.assert_array_equal(proxies, again)
+    assert not np.array_equal(proxies, other)
+
+
+def test_kmeans_finds_the_two_clusters_of_a_class():
+    x = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 0.0], [10.0, 1.0], [5.0, 5.0]])
+    y = np.array([0, 0, 0, 0, 1])
+    proxies, labels = generate_proxies(x, y, "kmeans", k=2, random_state=0)
+    assert rows(proxies[labels == 0]) == [(0.0, 0.5), (10.0, 0.5)]
+    np.testing.assert_array_equal(proxies[labels == 1], [[5.0, 5.0]])
+
+
+def test_kmedoids_returns_the_central_sample_of_each_cluster():
+    x = np.array([[0.0], [1.0], [2.0], [10.0], [11.0], [12.0]])
+    y = np.zeros(6, dtype=int)
+    proxies, _ = generate_proxies(x, y, "kmedoids", k=2, random_state=0)
+    assert rows(proxies) == [(1.0,), (11.0,)]
+
+
+def test_covariance_scores_by_hand_and_against_numpy():
+    x = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    # Rows centred over their features, covariance over the 3 dimensions, column sums:
+    np.testing.assert_allclose(covariance_scores(x), [1 / 3, 1 / 3, 2 / 3])
+    np.testing.assert_allclose(covariance_scores(x), np.cov(x).sum(axis=0))
+
+
+def test_covmax_takes_the_largest_scores_ties_in_sample_order():
+    x = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0]])
+    proxies, _ = generate_proxies(x, np.zeros(3, dtype=int), "covmax", k=2)
+    np.testing.assert_array_equal(proxies, [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+class FirstIndex:
+    """A stand-in random generator whose draw is always the first sample."""
+
+    def integers(self, n):
+        return 0
+
+
+def test_farthest_point_sampling_by_hand():
+    x = np.array([[0.0], [1.0], [10.0], [4.0]])
+    # Start at 0; farthest is 10; then the point farthest from {0, 10} is 4.
+    np.testing.assert_array_equal(farthest_point_sampling(x, 3, FirstIndex()), [0, 2, 3])
+
+
+def test_least_squares_matches_its_closed_form_and_ridge_on_balanced_classes(two_class_data):
+    x, y = two_class_data
+    lam = 0.3
+    weights = least_squares_proxies(x, y, lam)
+    n, d = x.shape
+    means = np.stack([x[y == c].mean(axis=0) for c in (0, 1)])
+    expected = means @ np.linalg.inv(x.T @ x / n + lam * np.eye(d)) / 2
+    np.testing.assert_allclose(weights, expected)
+    # With balanced classes this is ridge regression of one-hot targets with alpha = N·λ.
+    ridge = Ridge(alpha=n * lam, fit_intercept=False).fit(x, np.eye(2)[y])
+    np.testing.assert_allclose(weights, ridge.coef_)
+    proxies, labels = generate_proxies(x, y, "ls", ls_lambda=lam)
+    np.testing.assert_allclose(proxies, weights)
+    np.testing.assert_array_equal(labels, [0, 1])
+
+
+def test_kls_with_k_1_is_least_squares(two_class_data):
+    x, y = two_class_data
+    kls, labels = generate_proxies(x, y, "kls", k=1, ls_lambda=0.1, random_state=0)
+    ls, _ = generate_proxies(x, y, "ls", ls_lambda=0.1)
+    np.testing.assert_allclose(kls, ls)
+    np.testing.assert_array_equal(labels, [0, 1])
+
+
+def test_kls_splits_classes_into_pseudo_classes_labelled_by_parent(two_class_data):
+    x, y = two_class_data
+    proxies, labels = generate_proxies(x, y, "kls", k=3, ls_lambda=0.1, random_state=0)
+    np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1])
+    # k >= class size: every sample is its own pseudo-class.
+    small_x, small_y = x[[0, 1, 20, 21]], np.array([0, 0, 1, 1])
+    proxies, labels = generate_proxies(small_x, small_y, "kls", k=5, ls_lambda=0.1)
+    np.testing.assert_allclose(proxies, least_squares_proxies(small_x, np.arange(4), 0.1))
+
+
+@pytest.mark.parametrize("gen", sorted(K_METHODS - {"kls"}))
+def test_a_class_with_fewer_than_k_samples_keeps_all_its_samples(gen):
+    x = np.array([[0.0, 1.0], [2.0, 3.0], [5.0, 5.0], [6.0, 6.0], [7.0, 7.0]])
+    y = np.array([0, 0, 1, 1, 1])
+    proxies, labels = generate_proxies(x, y, gen, k=3, random_state=0)
+    assert rows(proxies[labels == 0]) == rows(x[:2])
+    assert len(proxies[labels == 1]) == 3
+
+
+@pytest.mark.parametrize("gen", GEN_METHODS)
+def test_every_method_is_deterministic_for_a_fixed_seed(gen, two_class_data):
+    x, y = two_class_data
+    a = generate_proxies(x, y, gen, k=4, random_state=3)
+    b = generate_proxies(x, y, gen, k=4, random_state=3)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_kmeans_with_duplicate_points_keeps_k_centres():
+    x = np.zeros((6, 2))
+    proxies, _ = generate_proxies(x, np.zeros(6, dtype=int), "kmeans", k=3, random_state=0)
+    np.testing.assert_array_equal(proxies, np.zeros((3, 2)))
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="'kmean'"):
+        generate_proxies(np.ones((2, 2)), np.array([0, 1]), "kmean")
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        generate_proxies(np.ones((2, 2)), np.array([0, 1]), "kmeans", k=0)

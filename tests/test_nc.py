@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from imprint import nc1
+
+
+def direct_nc1(x, y):
+    """The definition, with d×d matrices and numpy's pseudo-inverse."""
+    classes = np.unique(y)
+    means = np.stack([x[y == c].mean(axis=0) for c in classes])
+    sigma_w = np.mean([np.cov(x[y == c].T, bias=True).reshape(x.shape[1], -1)
+                       for c in classes], axis=0)
+    centred = means - x.mean(axis=0)
+    sigma_b = centred.T @ centred / len(classes)
+    return np.trace(sigma_w @ np.linalg.pinv(sigma_b)) / len(classes)
+
+
+def test_nc1_by_hand_in_one_dimension():
+    # Class means 1 and 11 around the global mean 6: Σ_B = 25. Each class variance is 1.
+    x = np.array([[0.0], [2.0], [10.0], [12.0]])
+    y = np.array([0, 0, 1, 1])
+    assert nc1(x, y) == pytest.approx(1 / 25 / 2)
+
+
+def test_nc1_matches_the_definition_with_a_pseudo_inverse():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 7)) + np.repeat(rng.normal(scale=3, size=(4, 7)), 15, axis=0)
+    y = np.repeat(np.arange(4), 15)
+    assert nc1(x, y) == pytest.approx(direct_nc1(x, y), rel=1e-9)
+
+
+def test_unbalanced_classes_follow_the_definition():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 3))
+    y = np.array([0] * 5 + [1] * 10 + [2] * 15)
+    x[y == 1] += 4
+    assert nc1(x, y) == pytest.approx(direct_nc1(x, y), rel=1e-9)
+
+
+def test_collapsed_classes_have_nc1_zero():
+    x = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert nc1(x, np.array([0, 0, 1, 1])) == 0.0
+
+
+def test_nc1_needs_two_classes():
+    with pytest.raises(ValueError, match="at least two classes"):
+        nc1(np.ones((3, 2)), np.zeros(3))

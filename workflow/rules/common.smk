@@ -1,0 +1,91 @@
+import os
+import re
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+REPO = Path(workflow.basedir)
+# Jobs import the library from this checkout: scripts, conda environments and cluster nodes all
+# see it through PYTHONPATH (set here for child processes, not required from the user; every
+# job re-reads this file), the Snakefile through sys.path.
+sys.path.insert(0, str(REPO))
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        part for part in (str(REPO), os.environ.get("PYTHONPATH")) if part
+    )
+)
+
+from imprint.config import ConfigError, check_config, model_lambda, validate_config
+from imprint.models import model_source
+from imprint.stages import source_hash
+
+# Before any job runs: the JSON schema (filling its defaults), then cross-references and facts
+# about the datasets. One line naming the offending key, instead of a dump of the whole config.
+try:
+    validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    check_config(config)
+except ConfigError as error:
+    raise WorkflowError(f"invalid configuration: {error}") from None
+
+ENV = "../../envs/imprint.yaml"
+SEEDS = sorted(config["seeds"])
+MODELS = sorted(config["models"])
+TASKS = sorted(config["tasks"])
+COMPARISONS = sorted(config["comparisons"])
+NAME = "[A-Za-z0-9][A-Za-z0-9_-]*"
+
+
+wildcard_constraints:
+    dataset=NAME,
+    model=NAME,
+    task=NAME,
+    split="train|test",
+    seed=r"\d+",
+    comparison="|".join(map(re.escape, COMPARISONS)) or "(?!)",
+
+
+def dataset_manifest(dataset):
+    return f"results/datasets/{dataset}/manifest.json"
+
+
+def task_dataset(task):
+    return config["tasks"][task]["dataset"]
+
+
+def embeddings_file(model, dataset, split):
+    return f"results/embeddings/{model}/{dataset}/{split}.npz"
+
+
+def model_training_dataset(model):
+    spec = config["models"][model]
+    return model_source(spec).training_dataset(spec)
+
+
+def model_inputs(wc):
+    dataset = model_training_dataset(wc.model)
+    return {"dataset": dataset_manifest(dataset)} if dataset else {}
+
+
+def imprinting_tables():
+    return expand(
+        "results/imprinting/{model}/{task}/seed{seed}.csv",
+        model=MODELS,
+        task=TASKS,
+        seed=SEEDS,
+    )
+
+
+def nc1_tables():
+    return expand("results/nc1/{model}/{task}.csv", model=MODELS, task=TASKS)
+
+
+def final_outputs():
+    return [
+        "results/tables/imprinting.csv",
+        "results/tables/summary.csv",
+        "results/tables/nc1.csv",
+        "results/tables/nc1_summary.csv",
+        *expand("results/tables/{comparison}.csv", comparison=COMPARISONS),
+        *expand("results/cd_diagrams/{comparison}.pdf", comparison=COMPARISONS),
+    ]

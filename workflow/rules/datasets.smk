@@ -1,0 +1,18 @@
+rule dataset:
+    """Obtain a dataset once into results/datasets/<name>/ (checksums in its manifest)."""
+    output:
+        manifest="results/datasets/{dataset}/manifest.json",
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        code=source_hash("datasets", "io"),
+    log:
+        "results/logs/dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/dataset/{dataset}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../../scripts/prepare_dataset.py"

@@ -1,0 +1,24 @@
+rule embeddings:
+    """Embeddings and labels of one dataset split under one foundation model."""
+    input:
+        model="results/models/{model}.pt",
+        dataset=lambda wc: dataset_manifest(wc.dataset),
+    output:
+        "results/embeddings/{model}/{dataset}/{split}.npz",
+    params:
+        model_spec=lambda wc: config["models"][wc.model],
+        dataset_spec=lambda wc: config["datasets"][wc.dataset],
+        embedding=config["embedding"],
+        code=source_hash("models", "embed", "datasets", "io"),
+    log:
+        "results/logs/embeddings/{model}/{dataset}/{split}.log",
+    benchmark:
+        "results/benchmarks/embeddings/{model}/{dataset}/{split}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=8000,
+        gpu=config["embedding"]["gpus"],
+    script:
+        "../../scripts/extract_embeddings.py"

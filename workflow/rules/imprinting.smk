@@ -1,0 +1,27 @@
+rule imprinting:
+    """The whole configured GEN x k x NORM x AGG x m grid of one (model, task, seed)."""
+    input:
+        train=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "train"),
+        test=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "test"),
+        task="results/tasks/{task}/seed{seed}.npz",
+    output:
+        "results/imprinting/{model}/{task}/seed{seed}.csv",
+    params:
+        grid={
+            key: value
+            for key, value in config["imprinting"].items()
+            if not key.startswith("ls_lambda")
+        },
+        ls_lambda=lambda wc: model_lambda(config, wc.model),
+        code=source_hash("gen", "norm", "agg", "grid", "io"),
+    log:
+        "results/logs/imprinting/{model}/{task}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/imprinting/{model}/{task}/seed{seed}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../../scripts/run_imprinting.py"

@@ -1,0 +1,21 @@
+rule model:
+    """Obtain a foundation model once (offline default: train the base-class CNN)."""
+    input:
+        unpack(model_inputs),
+    output:
+        "results/models/{model}.pt",
+    params:
+        spec=lambda wc: config["models"][wc.model],
+        dataset_spec=lambda wc: config["datasets"].get(model_training_dataset(wc.model)),
+        code=source_hash("models", "datasets", "io"),
+    log:
+        "results/logs/model/{model}.log",
+    benchmark:
+        "results/benchmarks/model/{model}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+    script:
+        "../../scripts/prepare_model.py"

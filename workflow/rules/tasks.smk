@@ -1,0 +1,19 @@
+rule task:
+    """Index files of one task for one seed: class subset, label remap, n-shot subsample."""
+    input:
+        dataset=lambda wc: dataset_manifest(task_dataset(wc.task)),
+    output:
+        "results/tasks/{task}/seed{seed}.npz",
+    params:
+        spec=lambda wc: config["tasks"][wc.task],
+        dataset_spec=lambda wc: config["datasets"][task_dataset(wc.task)],
+        code=source_hash("tasks", "datasets", "io"),
+    log:
+        "results/logs/task/{task}/seed{seed}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+    script:
+        "../../scripts/build_task.py"
