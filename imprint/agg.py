@@ -39,6 +39,7 @@ def predict_variants(
     n_classes: int,
     variants: Sequence[tuple[str, int]],
     chunk_size: int = 2048,
+    max_chunk_elements: int = 2**24,
 ) -> dict[tuple[str, int], np.ndarray]:
     """Predicted class positions of ``x`` for every ``(agg, m)`` in ``variants`` at once.
 
@@ -47,7 +48,9 @@ def predict_variants(
       proxies) vote for their class, each vote weighted by 1/distance.
 
     Ties go to the lowest class position. One inner-product matrix per chunk of test rows serves
-    all variants (distances come from it via ‖x‖² + ‖p‖² − 2⟨x, p⟩), which keeps memory bounded.
+    all variants (distances come from it via ‖x‖² + ‖p‖² − 2⟨x, p⟩). Chunks hold at most
+    ``chunk_size`` rows and ``max_chunk_elements`` scores (128 MiB in float64), so that memory
+    stays bounded even with tens of thousands of proxies (GEN all).
     """
     order = np.argsort(proxy_class, kind="stable")
     proxies, proxy_class = proxies[order], proxy_class[order]
@@ -56,6 +59,7 @@ def predict_variants(
             raise ValueError(f"unknown AGG method {agg!r}; expected one of {AGG_METHODS}")
     m_values = sorted({min(m, len(proxies)) for agg, m in variants if agg == "mnn"})
     proxy_sq_norm = np.einsum("ij,ij->i", proxies, proxies)
+    chunk_size = max(1, min(chunk_size, max_chunk_elements // max(len(proxies), 1)))
     results: dict[tuple[str, int], list[np.ndarray]] = {v: [] for v in variants}
     for start in range(0, len(x), chunk_size):
         rows = x[start : start + chunk_size]

@@ -29,14 +29,31 @@ def _fail(key: str, message: str) -> None:
     raise ConfigError(f"config key '{key}': {message}")
 
 
-def _class_ids(config: Mapping[str, Any], dataset: str, key: str) -> list[int]:
+def _class_ids(config: Mapping[str, Any], dataset: str, key: str) -> list[int] | None:
+    """The dataset's class ids, or None where they are only known once the data is there
+    (image folders, pooled datasets): such tasks are checked when they are built."""
     if dataset not in config["datasets"]:
         _fail(key, f"dataset {dataset!r} is not defined under 'datasets' "
                    f"(defined: {sorted(config['datasets'])})")
     return dataset_source(config["datasets"][dataset]).class_ids(config["datasets"][dataset])
 
 
-def _check_classes(classes: list[int], available: list[int], dataset: str, key: str) -> None:
+def _check_torchvision_model(name: str, spec: Mapping[str, Any]) -> None:
+    from torchvision.models import get_model_weights, list_models
+
+    if spec["name"] not in list_models():
+        _fail(f"models.{name}.name", f"torchvision has no model {spec['name']!r}")
+    if spec["weights"] is not None:
+        enum = get_model_weights(spec["name"])
+        if spec["weights"] not in enum.__members__:
+            _fail(f"models.{name}.weights", f"{spec['weights']!r} is not one of "
+                                            f"{sorted(enum.__members__)} or null")
+
+
+def _check_classes(classes: list[int], available: list[int] | None, dataset: str,
+                   key: str) -> None:
+    if available is None:
+        return
     unknown = sorted(set(classes) - set(available))
     if unknown:
         _fail(key, f"classes {unknown} do not exist in dataset {dataset!r} "
@@ -86,8 +103,15 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
 
 def check_config(config: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for the first problem found; return None if the config can run."""
+    for name, spec in config["datasets"].items():
+        for part in dataset_source(spec).requires(spec):
+            if part not in config["datasets"] or part == name:
+                _fail(f"datasets.{name}.datasets", f"{part!r} is not another configured dataset")
+
     for name, spec in config["models"].items():
         source = model_source(spec)
+        if spec["source"] == "torchvision":
+            _check_torchvision_model(name, spec)
         dataset = source.training_dataset(spec)
         if dataset is not None:
             available = _class_ids(config, dataset, f"models.{name}.dataset")
@@ -96,7 +120,12 @@ def check_config(config: Mapping[str, Any]) -> None:
 
     for name, spec in config["tasks"].items():
         available = _class_ids(config, spec["dataset"], f"tasks.{name}.dataset")
-        classes = task_classes(spec, available)
+        if available is None and not isinstance(spec.get("classes"), list):
+            continue  # which classes "all" or a sample means is only known with the data
+        try:
+            classes = task_classes(spec, available or [])
+        except ValueError as error:
+            _fail(f"tasks.{name}.classes", str(error))
         _check_classes(classes, available, spec["dataset"], f"tasks.{name}.classes")
         d = spec.get("d_in_1", 1)
         n_labels = spec.get("n_labels", len(classes) // d)
@@ -137,6 +166,11 @@ def check_config(config: Mapping[str, Any]) -> None:
                 _fail(f"comparisons.{name}",
                       f"factor {factor!r} has {len(grid[factor])} levels in the grid but is "
                       "neither compared ('factors'), filtered ('where') nor maximised ('best_of')")
+
+
+def task_seeds(config: Mapping[str, Any], task: str) -> list[int]:
+    """A task's seeds: its own ``seeds`` if given, else the global ones."""
+    return sorted(config["tasks"][task].get("seeds", config["seeds"]))
 
 
 def model_lambda(config: Mapping[str, Any], model: str) -> float:

@@ -1,14 +1,22 @@
 """Dataset registry: every configured dataset names a ``source`` registered here.
 
-A source knows how to obtain its files into a cache folder (once, with checksums recorded in a
-manifest), which class ids it has, and how to open a split as labels (cheap, for task
-construction) or as an image dataset (for embedding extraction). New sources (torchvision sets,
-image folders) slot in by adding a class to :data:`DATASET_SOURCES` and its options to the schema.
+A source knows which class ids it has, how to obtain its files into a cache folder (once, with
+checksums recorded in a manifest that is verified on every read), and how to open a split as
+labels (cheap, for task construction) or as images (for embedding extraction). Images come out
+as PIL images or float CHW tensors in [0, 1]; the model's own preprocessing takes it from there.
+
+Sources: ``sklearn_digits`` (offline, ships with scikit-learn), ``torchvision`` (MNIST,
+FashionMNIST, CIFAR10, SVHN, USPS: downloaded by torchvision, md5-checked), ``mnist_m`` (Ganin &
+Lempitsky's release, from a folder), ``imagenet_val`` (ImageNet-1K validation from its tarballs),
+``image_folder`` (any class-per-folder tree of the user's) and ``combine`` (several configured
+digit datasets pooled, e.g. CombiDigits).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,59 +28,354 @@ SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
 
 
-class DatasetSource(Protocol):
-    def class_ids(self, spec: Mapping[str, Any]) -> list[int]:
-        """The dataset's class ids, known without obtaining the data."""
+class DatasetUnavailable(FileNotFoundError):
+    """The data is not on disk and cannot be downloaded; the message says what to put where."""
 
-    def prepare(self, spec: Mapping[str, Any], root: Path) -> None:
+
+#: Called by ``combine`` to open another configured dataset: name -> (spec, manifest path).
+Resolver = Callable[[str], tuple[Mapping[str, Any], Path]]
+
+
+class DatasetSource(Protocol):
+    def class_ids(self, spec: Mapping[str, Any]) -> list[int] | None:
+        """The class ids, if known without the data (None: checked when the data is there)."""
+
+    def requires(self, spec: Mapping[str, Any]) -> list[str]:
+        """Names of other configured datasets this one is built from."""
+
+    def prepare(self, spec: Mapping[str, Any], root: Path, resolve: Resolver) -> None:
         """Obtain the data into ``root`` and write ``root/manifest.json`` last."""
 
     def labels(self, spec: Mapping[str, Any], root: Path, split: str) -> np.ndarray:
         """The labels of a split, in dataset order."""
 
-    def images(self, spec: Mapping[str, Any], root: Path, split: str):
-        """A ``torch.utils.data.Dataset`` of ``(float CHW image in [0, 1], label)`` pairs."""
+    def images(self, spec: Mapping[str, Any], root: Path, split: str, transform=None):
+        """A ``torch.utils.data.Dataset`` of ``(transform(image), label)`` pairs."""
 
 
-class SklearnDigits:
+class _Transformed:
+    """A dataset whose images pass through ``transform`` (picklable, for DataLoader workers)."""
+
+    def __init__(self, base, transform):
+        self.base, self.transform = base, transform
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, index):
+        image, label = self.base[index]
+        return (image if self.transform is None else self.transform(image)), label
+
+
+class _ArrayImages:
+    """uint8 images ``[N, C, H, W]`` as float tensors in [0, 1]."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, scale: float):
+        self.images, self.labels, self.scale = images, labels, scale
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        import torch
+
+        return torch.from_numpy(self.images[index].astype(np.float32) / self.scale), \
+            int(self.labels[index])
+
+
+class _ArraySource:
+    """Shared by sources that cache their splits as arrays (``images``, ``labels``, ``scale``)."""
+
+    def requires(self, spec):
+        return []
+
+    def labels(self, spec, root, split):
+        return load_arrays(root / f"{split}.npz")["labels"]
+
+    def images(self, spec, root, split, transform=None):
+        data = load_arrays(root / f"{split}.npz")
+        return _Transformed(_ArrayImages(data["images"], data["labels"], float(data["scale"])),
+                            transform)
+
+    def _write(self, root: Path, splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+               scale: float, info: Mapping[str, Any]) -> None:
+        for split, (images, labels) in splits.items():
+            save_arrays(root / f"{split}.npz", images=images, labels=labels.astype(np.int64),
+                        scale=np.float32(scale))
+        write_manifest(root / MANIFEST, [f"{s}.npz" for s in splits], info)
+
+
+def _stratified_split(labels: np.ndarray, test_size: float, seed: int):
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(len(labels)), test_size=test_size, random_state=seed,
+                            stratify=labels)
+
+
+class SklearnDigits(_ArraySource):
     """scikit-learn's 8×8 handwritten digits (1797 images, 10 classes), shipped with the package.
 
     Split once into train/test, stratified by class, with ``test_size`` and ``split_seed``.
     """
 
-    def class_ids(self, spec: Mapping[str, Any]) -> list[int]:
+    def class_ids(self, spec):
         return list(range(10))
 
-    def prepare(self, spec: Mapping[str, Any], root: Path) -> None:
+    def prepare(self, spec, root, resolve):
         from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
 
         digits = load_digits()
         images = digits.images.astype(np.uint8)[:, None]  # [N, 1, 8, 8], values 0..16
-        parts = train_test_split(
-            images,
-            digits.target,
-            test_size=spec["test_size"],
-            random_state=spec["split_seed"],
-            stratify=digits.target,
-        )
-        for split, (x, y) in zip(SPLITS, [(parts[0], parts[2]), (parts[1], parts[3])]):
-            save_arrays(root / f"{split}.npz", images=x, labels=y.astype(np.int64))
-        write_manifest(root / MANIFEST, [f"{s}.npz" for s in SPLITS], {"source": "sklearn_digits"})
-
-    def labels(self, spec: Mapping[str, Any], root: Path, split: str) -> np.ndarray:
-        return load_arrays(root / f"{split}.npz")["labels"]
-
-    def images(self, spec: Mapping[str, Any], root: Path, split: str):
-        import torch
-        from torch.utils.data import TensorDataset
-
-        data = load_arrays(root / f"{split}.npz")
-        pixels = torch.from_numpy(data["images"].astype(np.float32) / 16.0)
-        return TensorDataset(pixels, torch.from_numpy(data["labels"]))
+        train, test = _stratified_split(digits.target, spec["test_size"], spec["split_seed"])
+        self._write(root, {"train": (images[train], digits.target[train]),
+                           "test": (images[test], digits.target[test])},
+                    scale=16.0, info={"source": "sklearn_digits"})
 
 
-DATASET_SOURCES: dict[str, DatasetSource] = {"sklearn_digits": SklearnDigits()}
+class TorchvisionDataset:
+    """A torchvision dataset by name, downloaded with ``download=True`` (md5-checked by
+    torchvision) into the cache folder. Images are PIL images, grayscale for MNIST, FashionMNIST
+    and USPS (models that need RGB convert them)."""
+
+    # name -> (files torchvision needs, relative to the cache folder, for the offline message)
+    FILES = {
+        "MNIST": ["MNIST/raw/train-images-idx3-ubyte.gz", "MNIST/raw/train-labels-idx1-ubyte.gz",
+                  "MNIST/raw/t10k-images-idx3-ubyte.gz", "MNIST/raw/t10k-labels-idx1-ubyte.gz"],
+        "FashionMNIST": [f"FashionMNIST/raw/{f}" for f in (
+            "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")],
+        "CIFAR10": ["cifar-10-python.tar.gz"],
+        "SVHN": ["train_32x32.mat", "test_32x32.mat"],
+        "USPS": ["usps.bz2", "usps.t.bz2"],
+    }
+
+    def class_ids(self, spec):
+        return list(range(10))
+
+    def requires(self, spec):
+        return []
+
+    def _open(self, spec, root: Path, split: str, download: bool, transform=None):
+        from torchvision import datasets
+
+        name = spec["name"]
+        cls = getattr(datasets, name)
+        split_args = {"split": split} if name == "SVHN" else {"train": split == "train"}
+        return cls(root=str(root), download=download, transform=transform, **split_args)
+
+    def prepare(self, spec, root, resolve):
+        name = spec["name"]
+        for split in SPLITS:
+            try:
+                self._open(spec, root, split, download=True)
+            except Exception as error:  # URLError, RuntimeError, ...: all mean "not obtainable"
+                files = "\n  ".join(str(root / f) for f in self.FILES[name])
+                raise DatasetUnavailable(
+                    f"could not obtain torchvision {name} ({split} split): {error}\n"
+                    f"Without internet access, put the files torchvision downloads here:\n  "
+                    f"{files}\n(torchvision checks their md5; then rerun.)") from error
+        files = [str(p.relative_to(root)) for p in sorted(root.rglob("*"))
+                 if p.is_file() and p.name != MANIFEST]
+        write_manifest(root / MANIFEST, files, {"source": "torchvision", "name": name})
+
+    def labels(self, spec, root, split):
+        dataset = self._open(spec, root, split, download=False)
+        for attribute in ("targets", "labels"):
+            if hasattr(dataset, attribute):
+                return np.asarray(getattr(dataset, attribute), dtype=np.int64)
+        raise AssertionError(spec["name"])
+
+    def images(self, spec, root, split, transform=None):
+        return self._open(spec, root, split, download=False, transform=transform)
+
+
+class _ListedImages:
+    """Images from a list of ``(path, label)`` pairs, opened as RGB PIL images."""
+
+    def __init__(self, samples: list[tuple[str, int]]):
+        self.samples = samples
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        path, label = self.samples[index]
+        with Image.open(path) as image:
+            return image.convert("RGB"), label
+
+
+class _FolderSource:
+    """Sources that read image files listed in ``root/<split>.json`` (``[[path, label], ...]``).
+
+    The manifest holds a hash of the listing (paths and sizes) of folders outside the cache, so
+    that hashing gigabytes of images on every read is avoided but a changed folder is caught.
+    """
+
+    def requires(self, spec):
+        return []
+
+    def _write_listing(self, root: Path, splits: Mapping[str, list[tuple[str, int]]],
+                       info: Mapping[str, Any]) -> None:
+        digest = hashlib.sha256()
+        for split, samples in splits.items():
+            (root / f"{split}.json").write_text(json.dumps(samples))
+            for path, label in samples:
+                digest.update(f"{path}\t{label}\t{Path(path).stat().st_size}\n".encode())
+        write_manifest(root / MANIFEST, [f"{s}.json" for s in splits],
+                       {**info, "images_listing_sha256": digest.hexdigest()})
+
+    def _samples(self, root: Path, split: str) -> list[tuple[str, int]]:
+        return [(path, int(label)) for path, label in
+                json.loads((root / f"{split}.json").read_text())]
+
+    def labels(self, spec, root, split):
+        return np.asarray([label for _, label in self._samples(root, split)], dtype=np.int64)
+
+    def images(self, spec, root, split, transform=None):
+        return _Transformed(_ListedImages(self._samples(root, split)), transform)
+
+
+def _class_folder_samples(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names (sorted sub-folders) and ``(image path, class index)`` pairs, like
+    ``torchvision.datasets.ImageFolder``."""
+    from torchvision.datasets import ImageFolder
+
+    found = ImageFolder(str(folder), allow_empty=False)
+    return found.classes, [(str(Path(p).resolve()), int(c)) for p, c in found.samples]
+
+
+def _split_samples(samples, test_size, seed):
+    labels = np.asarray([label for _, label in samples])
+    train, test = _stratified_split(labels, test_size, seed)
+    return [samples[i] for i in sorted(train)], [samples[i] for i in sorted(test)]
+
+
+class ImageFolderDataset(_FolderSource):
+    """The user's own images: one sub-folder per class (``torchvision.datasets.ImageFolder``).
+
+    ``train`` (and optionally ``test``) name folders; without ``test``, ``train`` is split
+    stratified by ``test_size`` and ``split_seed``. Class ids are the sorted folder names' indices.
+    """
+
+    def class_ids(self, spec):
+        return None
+
+    def prepare(self, spec, root, resolve):
+        folders = {s: Path(spec[s]).expanduser() for s in SPLITS if s in spec}
+        for split, folder in folders.items():
+            if not folder.is_dir():
+                raise DatasetUnavailable(
+                    f"image folder {folder} ('{split}' of an image_folder dataset) does not "
+                    "exist; it should hold one sub-folder of images per class")
+        classes, train = _class_folder_samples(folders["train"])
+        if "test" in folders:
+            test_classes, test = _class_folder_samples(folders["test"])
+            if test_classes != classes:
+                raise ValueError(f"{folders['test']}: class folders {test_classes} differ from "
+                                 f"those of {folders['train']}: {classes}")
+        else:
+            train, test = _split_samples(train, spec["test_size"], spec["split_seed"])
+        self._write_listing(root, {"train": train, "test": test},
+                            {"source": "image_folder", "classes": classes})
+
+
+class ImageNetValidation(_FolderSource):
+    """ImageNet-1K validation images (50 per class), split into train/test by ``test_size``.
+
+    ``root`` holds ``ILSVRC2012_img_val.tar`` and ``ILSVRC2012_devkit_t12.tar.gz`` (or a folder
+    torchvision already unpacked them into); ``torchvision.datasets.ImageNet`` unpacks them there
+    once. Class ids are the standard 0..999 (sorted WordNet ids).
+    """
+
+    def class_ids(self, spec):
+        return list(range(1000))
+
+    def prepare(self, spec, root, resolve):
+        from torchvision.datasets import ImageNet
+
+        source = Path(spec["root"]).expanduser()
+        try:
+            val = ImageNet(str(source), split="val")
+        except (RuntimeError, FileNotFoundError) as error:
+            raise DatasetUnavailable(
+                f"ImageNet validation data not found in {source} ({error}). Put "
+                f"ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz (from image-net.org, "
+                f"after registering) into {source}, then rerun.") from error
+        samples = [(str(Path(p).resolve()), int(c)) for p, c in val.samples]
+        train, test = _split_samples(samples, spec["test_size"], spec["split_seed"])
+        self._write_listing(root, {"train": train, "test": test},
+                            {"source": "imagenet_val", "wnids": val.wnids})
+
+
+class MnistM(_FolderSource):
+    """MNIST-M (Ganin & Lempitsky, 2015): 32×32 RGB PNGs in ``mnist_m_train/`` and
+    ``mnist_m_test/`` with ``mnist_m_train_labels.txt`` / ``mnist_m_test_labels.txt`` (lines
+    ``<file name> <digit>``) under ``root``. There is no official download mirror, so the
+    release is read from a folder of the user's."""
+
+    def class_ids(self, spec):
+        return list(range(10))
+
+    def prepare(self, spec, root, resolve):
+        source = Path(spec["root"]).expanduser()
+        splits = {}
+        for split in SPLITS:
+            labels_file = source / f"mnist_m_{split}_labels.txt"
+            if not labels_file.exists():
+                raise DatasetUnavailable(
+                    f"MNIST-M not found: {labels_file} is missing. Put the unpacked release "
+                    f"(mnist_m_train/, mnist_m_test/, mnist_m_train_labels.txt, "
+                    f"mnist_m_test_labels.txt) into {source}, then rerun.")
+            samples = []
+            for line in labels_file.read_text().split("\n"):
+                if line.strip():
+                    name, label = line.split()
+                    samples.append((str((source / f"mnist_m_{split}" / name).resolve()),
+                                    int(label)))
+            splits[split] = samples
+        self._write_listing(root, splits, {"source": "mnist_m"})
+
+
+class CombinedDataset(_ArraySource):
+    """Several configured datasets with shared class ids pooled into one (CombiDigits: MNIST +
+    MNIST-M + USPS + SVHN). Every image is converted to RGB and resized to ``size``×``size``, and
+    stored as arrays, so the pool is built once and read fast."""
+
+    def class_ids(self, spec):
+        return None
+
+    def requires(self, spec):
+        return list(spec["datasets"])
+
+    def prepare(self, spec, root, resolve):
+        from torchvision.transforms import v2
+
+        to_rgb_array = v2.Compose([v2.ToImage(), v2.RGB(), v2.Resize((spec["size"],) * 2),
+                                   v2.ToDtype(__import__("torch").uint8, scale=True)])
+        splits = {}
+        for split in SPLITS:
+            images, labels = [], []
+            for name in spec["datasets"]:
+                part_spec, manifest = resolve(name)
+                part = split_images(part_spec, manifest, split, transform=to_rgb_array)
+                for image, label in part:
+                    images.append(image.numpy())
+                    labels.append(label)
+            splits[split] = (np.stack(images), np.asarray(labels))
+        self._write(root, splits, scale=255.0,
+                    info={"source": "combine", "datasets": list(spec["datasets"])})
+
+
+DATASET_SOURCES: dict[str, DatasetSource] = {
+    "sklearn_digits": SklearnDigits(),
+    "torchvision": TorchvisionDataset(),
+    "image_folder": ImageFolderDataset(),
+    "imagenet_val": ImageNetValidation(),
+    "mnist_m": MnistM(),
+    "combine": CombinedDataset(),
+}
 
 
 def dataset_source(spec: Mapping[str, Any]) -> DatasetSource:
@@ -84,11 +387,16 @@ def dataset_source(spec: Mapping[str, Any]) -> DatasetSource:
         ) from None
 
 
-def prepare_dataset(spec: Mapping[str, Any], manifest: str | Path) -> None:
+def prepare_dataset(spec: Mapping[str, Any], manifest: str | Path,
+                    resolve: Resolver | None = None) -> None:
     """Obtain a dataset into the folder of ``manifest`` (the file Snakemake tracks)."""
     root = Path(manifest).parent
     root.mkdir(parents=True, exist_ok=True)
-    dataset_source(spec).prepare(spec, root)
+    dataset_source(spec).prepare(spec, root, resolve or _no_resolver)
+
+
+def _no_resolver(name: str):
+    raise ValueError(f"this dataset needs dataset {name!r}, but no resolver was given")
 
 
 def split_labels(spec: Mapping[str, Any], manifest: str | Path, split: str) -> np.ndarray:
@@ -96,6 +404,6 @@ def split_labels(spec: Mapping[str, Any], manifest: str | Path, split: str) -> n
     return dataset_source(spec).labels(spec, Path(manifest).parent, split)
 
 
-def split_images(spec: Mapping[str, Any], manifest: str | Path, split: str):
+def split_images(spec: Mapping[str, Any], manifest: str | Path, split: str, transform=None):
     read_manifest(manifest)
-    return dataset_source(spec).images(spec, Path(manifest).parent, split)
+    return dataset_source(spec).images(spec, Path(manifest).parent, split, transform)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,6 @@ class Grid:
     agg: Sequence[str] = ("max",)
     m: Sequence[int] = (1,)
     ls_lambda: float = 1e-4
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], ls_lambda: float) -> "Grid":

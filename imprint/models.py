@@ -1,10 +1,11 @@
 """Foundation-model (FM) registry: every configured model names a ``source`` registered here.
 
-A source prepares the model once into a file Snakemake tracks (``prepare``) and loads from that
-file a frozen network that maps a batch of images to embeddings (``load``). Offline sources:
-``pixels`` (the raw pixels, flattened) and ``base_cnn`` (a small CNN trained by the workflow on a
-set of base classes, Qi et al.'s base/novel protocol). Pretrained torchvision models slot in as
-another source.
+A source prepares the model once into a file Snakemake tracks (``prepare``), loads from that
+file a frozen network that maps a batch of images to embeddings (``load``), and gives the
+preprocessing that turns one dataset image (PIL image or float CHW tensor in [0, 1]) into the
+network's input (``preprocess``). Sources: ``pixels`` (the raw pixels, flattened), ``base_cnn``
+(a small CNN trained by the workflow on a set of base classes, Qi et al.'s base/novel protocol)
+and ``torchvision`` (any torchvision classification model, pretrained weights optional).
 """
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ class ModelSource(Protocol):
 
     def load(self, spec: Mapping[str, Any], path: Path):
         """The frozen embedding network (a ``torch.nn.Module`` in eval mode)."""
+
+    def preprocess(self, spec: Mapping[str, Any]):
+        """Callable: one dataset image -> the network's input tensor."""
+
+
+def to_tensor(image):
+    """A PIL image as a float CHW tensor in [0, 1]; tensors pass through."""
+    from torchvision.transforms.functional import to_tensor as pil_to_tensor
+
+    return image if hasattr(image, "dim") else pil_to_tensor(image)
+
+
+def to_rgb(image):
+    """Grayscale (PIL or 1-channel tensor) as 3-channel RGB, for models trained on RGB images."""
+    if hasattr(image, "dim"):
+        return image.expand(3, *image.shape[1:]) if image.shape[0] == 1 else image
+    return image.convert("RGB")
 
 
 def _save(obj: dict, out: Path) -> None:
@@ -67,6 +85,9 @@ class RawPixels:
 
         _load(path, "pixels")
         return nn.Flatten().eval()
+
+    def preprocess(self, spec: Mapping[str, Any]):
+        return to_tensor
 
 
 def small_cnn(in_channels: int, embedding_dim: int, n_classes: int):
@@ -180,8 +201,89 @@ class BaseCNN:
         network.load_state_dict(obj["state_dict"])
         return network[0].eval()  # drop the classification head: the embedding comes out
 
+    def preprocess(self, spec: Mapping[str, Any]):
+        return to_tensor
 
-MODEL_SOURCES: dict[str, ModelSource] = {"pixels": RawPixels(), "base_cnn": BaseCNN()}
+
+class _TorchvisionPreprocess:
+    """RGB conversion, then the weights' own transforms (picklable, for DataLoader workers)."""
+
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, image):
+        return self.transforms(to_rgb(image))
+
+
+def strip_classifier(network):
+    """Replace the network's last ``nn.Linear`` (its classification head) with ``nn.Identity``,
+    so that the penultimate embedding comes out: resnet ``fc`` (512/2048-d), vit ``heads.head``
+    (768-d), swin ``head`` (1024-d), efficientnet/convnext/mobilenet ``classifier[-1]``."""
+    from torch import nn
+
+    linear = [name for name, module in network.named_modules() if isinstance(module, nn.Linear)]
+    if not linear:
+        raise ValueError(f"{type(network).__name__} has no linear classification head to remove")
+    *parents, last = linear[-1].split(".")
+    owner = network.get_submodule(".".join(parents)) if parents else network
+    setattr(owner, last, nn.Identity())
+    return network
+
+
+class TorchvisionModel:
+    """A torchvision classification model by name (``torchvision.models.get_model``).
+
+    ``weights``: a weights enum name such as ``IMAGENET1K_V1``, ``DEFAULT``, or null for random
+    initialisation (offline tests of the plumbing). Preprocessing is the weights' own transforms
+    (for null weights, those of the model's default weights), after grayscale -> RGB.
+    """
+
+    def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
+        return None
+
+    def _weights(self, spec: Mapping[str, Any]):
+        from torchvision.models import get_model_weights
+
+        enum = get_model_weights(spec["name"])
+        return None if spec["weights"] is None else enum[spec["weights"]]
+
+    def prepare(self, spec: Mapping[str, Any], out: Path, training_data, threads: int) -> None:
+        import torch
+        from torchvision.models import get_model
+
+        weights = self._weights(spec)
+        try:
+            network = get_model(spec["name"], weights=weights)
+        except Exception as error:  # URLError, HTTPError, RuntimeError (hash): not obtainable
+            checkpoint = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+            raise FileNotFoundError(
+                f"could not obtain the {weights} weights of {spec['name']}: {error}\n"
+                f"Without internet access, put {weights.url}\nat {checkpoint}\n(or set TORCH_HOME "
+                "to a folder whose hub/checkpoints/ holds it), then rerun.") from error
+        strip_classifier(network)
+        _save({"source": "torchvision", "name": spec["name"], "weights": spec["weights"],
+               "state_dict": network.state_dict()}, out)
+
+    def load(self, spec: Mapping[str, Any], path: Path):
+        from torchvision.models import get_model
+
+        obj = _load(path, "torchvision")
+        network = strip_classifier(get_model(spec["name"], weights=None))
+        network.load_state_dict(obj["state_dict"])
+        return network.eval()
+
+    def preprocess(self, spec: Mapping[str, Any]):
+        from torchvision.models import get_model_weights
+
+        weights = self._weights(spec) or get_model_weights(spec["name"]).DEFAULT
+        return _TorchvisionPreprocess(weights.transforms())
+
+
+MODEL_SOURCES: dict[str, ModelSource] = {
+    "pixels": RawPixels(),
+    "base_cnn": BaseCNN(),
+    "torchvision": TorchvisionModel(),
+}
 
 
 def model_source(spec: Mapping[str, Any]) -> ModelSource:

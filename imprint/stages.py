@@ -53,9 +53,15 @@ def source_hash(*modules: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_prepare_dataset(spec: Mapping[str, Any], manifest: str) -> None:
+def run_prepare_dataset(
+    spec: Mapping[str, Any],
+    manifest: str,
+    components: Mapping[str, tuple[Mapping[str, Any], str]] | None = None,
+) -> None:
+    """``components``: name -> (spec, manifest) of the datasets this one is built from."""
     log.info("preparing dataset %s into %s", dict(spec), Path(manifest).parent)
-    prepare_dataset(spec, manifest)
+    parts = dict(components or {})
+    prepare_dataset(spec, manifest, resolve=lambda name: (parts[name][0], Path(parts[name][1])))
 
 
 def run_prepare_model(
@@ -67,9 +73,11 @@ def run_prepare_model(
 ) -> None:
     from imprint.models import model_source
 
-    training_data = (split_images(dataset_spec, dataset_manifest, "train")
+    source = model_source(spec)
+    training_data = (split_images(dataset_spec, dataset_manifest, "train",
+                                  transform=source.preprocess(spec))
                      if dataset_manifest else None)
-    model_source(spec).prepare(spec, Path(out), training_data, threads)
+    source.prepare(spec, Path(out), training_data, threads)
 
 
 def run_embed(
@@ -85,8 +93,10 @@ def run_embed(
     from imprint.embed import extract_embeddings
     from imprint.models import model_source
 
-    network = model_source(model_spec).load(model_spec, Path(model_file))
-    images = split_images(dataset_spec, dataset_manifest, split)
+    source = model_source(model_spec)
+    network = source.load(model_spec, Path(model_file))
+    images = split_images(dataset_spec, dataset_manifest, split,
+                          transform=source.preprocess(model_spec))
     start = time.perf_counter()
     embeddings, labels = extract_embeddings(
         network, images, batch_size=embedding["batch_size"], num_workers=embedding["num_workers"],

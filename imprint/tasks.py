@@ -5,6 +5,7 @@ A task is written as index files into a dataset's splits, so every FM reuses it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,9 +13,20 @@ import numpy as np
 
 
 def task_classes(spec: Mapping[str, Any], available: Sequence[int]) -> list[int]:
-    """The original class ids a task draws from (``classes: all`` means every available class)."""
+    """The original class ids a task draws from.
+
+    ``classes``: ``all`` (every available class), a list of ids, or ``{sample: n, seed: s}``: n
+    classes drawn with ``random.Random(s).sample`` from the sorted ids, which for ImageNet's
+    0..999 and s = 420 gives the IMPRINT paper's fixed pool of 100 "d in 1" classes.
+    """
     classes = spec.get("classes", "all")
-    return sorted(available) if classes == "all" else list(classes)
+    if classes == "all":
+        return sorted(available)
+    if isinstance(classes, Mapping):
+        if classes["sample"] > len(available):
+            raise ValueError(f"cannot sample {classes['sample']} of {len(available)} classes")
+        return random.Random(classes["seed"]).sample(sorted(available), classes["sample"])
+    return list(classes)
 
 
 def label_map(spec: Mapping[str, Any], available: Sequence[int], seed: int) -> dict[int, int]:

@@ -19,7 +19,8 @@ def tiny_config() -> dict:
         },
         "tasks": {
             "novel": {"dataset": "digits", "classes": [5, 6, 7, 8, 9]},
-            "pairs": {"dataset": "digits", "d_in_1": 2, "n_labels": 3, "n_shot": 10},
+            "pairs": {"dataset": "digits", "d_in_1": 2, "n_labels": 3, "n_shot": 10,
+                      "seeds": [7]},
         },
         "seeds": [0, 1],
         "imprinting": {

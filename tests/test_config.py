@@ -20,8 +20,8 @@ def test_the_shipped_configs_are_valid():
 
 def test_defaults_are_filled_in():
     config = validated(tiny_config())
-    assert config["embedding"] == {"batch_size": 256, "device": "auto", "num_workers": 0,
-                                   "gpus": 0}
+    assert config["embedding"] == {"batch_size": "auto", "device": "auto",
+                                   "num_workers": "auto", "gpus": 0}
     assert config["imprinting"]["ls_lambda"] == 1e-4
     assert config["models"]["cnn"]["learning_rate"] == 0.001
     assert config["statistics"]["alpha"] == 0.05
@@ -88,6 +88,23 @@ BAD_CONFIGS = {
     "lambda for an unknown model": (setter(["imprinting", "ls_lambda_per_model"], {"vit": 0.1}),
                                     "'imprinting.ls_lambda_per_model.vit'"),
     "alpha out of range": (setter(["statistics"], {"alpha": 1.5}), "'statistics.alpha'"),
+    "unknown torchvision model": (
+        setter(["models", "tv"], {"source": "torchvision", "name": "resnet9000"}),
+        "'models.tv.name': torchvision has no model 'resnet9000'"),
+    "unknown torchvision weights": (
+        setter(["models", "tv"], {"source": "torchvision", "name": "resnet18",
+                                  "weights": "IMAGENET22K"}),
+        "'models.tv.weights': 'IMAGENET22K' is not one of"),
+    "unknown torchvision dataset": (
+        setter(["datasets", "mnist"], {"source": "torchvision", "name": "MNIST-M"}),
+        "'datasets.mnist.name'"),
+    "pooling an undefined dataset": (
+        setter(["datasets", "combi"], {"source": "combine", "datasets": ["digits", "svhn"]}),
+        "'datasets.combi.datasets': 'svhn' is not another configured dataset"),
+    "duplicate task seeds": (setter(["tasks", "novel", "seeds"], [1, 1]), "'tasks.novel.seeds'"),
+    "class sample larger than the dataset": (
+        setter(["tasks", "novel", "classes"], {"sample": 11, "seed": 0}),
+        "'tasks.novel.classes': cannot sample 11 of 10 classes"),
 }
 
 

@@ -16,7 +16,8 @@ os.environ.update(
     )
 )
 
-from imprint.config import ConfigError, check_config, model_lambda, validate_config
+from imprint.config import ConfigError, check_config, model_lambda, task_seeds, validate_config
+from imprint.datasets import dataset_source
 from imprint.models import model_source
 from imprint.stages import source_hash
 
@@ -29,7 +30,6 @@ except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
 
 ENV = "../../envs/imprint.yaml"
-SEEDS = sorted(config["seeds"])
 MODELS = sorted(config["models"])
 TASKS = sorted(config["tasks"])
 COMPARISONS = sorted(config["comparisons"])
@@ -47,6 +47,15 @@ wildcard_constraints:
 
 def dataset_manifest(dataset):
     return f"results/datasets/{dataset}/manifest.json"
+
+
+def dataset_components(dataset):
+    """name -> (spec, manifest) of the datasets a pooled dataset is built from."""
+    spec = config["datasets"][dataset]
+    return {
+        part: (config["datasets"][part], dataset_manifest(part))
+        for part in dataset_source(spec).requires(spec)
+    }
 
 
 def task_dataset(task):
@@ -67,13 +76,17 @@ def model_inputs(wc):
     return {"dataset": dataset_manifest(dataset)} if dataset else {}
 
 
+def task_files(task):
+    return [f"results/tasks/{task}/seed{seed}.npz" for seed in task_seeds(config, task)]
+
+
 def imprinting_tables():
-    return expand(
-        "results/imprinting/{model}/{task}/seed{seed}.csv",
-        model=MODELS,
-        task=TASKS,
-        seed=SEEDS,
-    )
+    return [
+        f"results/imprinting/{model}/{task}/seed{seed}.csv"
+        for model in MODELS
+        for task in TASKS
+        for seed in task_seeds(config, task)
+    ]
 
 
 def nc1_tables():

@@ -1,9 +1,12 @@
 rule dataset:
     """Obtain a dataset once into results/datasets/<name>/ (checksums in its manifest)."""
+    input:
+        lambda wc: [manifest for _, manifest in dataset_components(wc.dataset).values()],
     output:
         manifest="results/datasets/{dataset}/manifest.json",
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
+        components=lambda wc: dataset_components(wc.dataset),
         code=source_hash("datasets", "io"),
     log:
         "results/logs/dataset/{dataset}.log",

@@ -18,7 +18,7 @@ rule embeddings:
         ENV
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=16000,
         gpu=config["embedding"]["gpus"],
     script:
         "../../scripts/extract_embeddings.py"

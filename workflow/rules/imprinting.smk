@@ -22,6 +22,7 @@ rule imprinting:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
+        # float64 copies of the task's embeddings, normalised variants and score chunks
+        mem_mb=lambda wc, input: max(2000, int(8 * input.size_mb) + 1500),
     script:
         "../../scripts/run_imprinting.py"

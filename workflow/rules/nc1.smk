@@ -2,11 +2,11 @@ rule nc1:
     """NC1 of one task's train split under one model, one row per seed."""
     input:
         train=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "train"),
-        tasks=expand("results/tasks/{{task}}/seed{seed}.npz", seed=SEEDS),
+        tasks=lambda wc: task_files(wc.task),
     output:
         "results/nc1/{model}/{task}.csv",
     params:
-        seeds=SEEDS,
+        seeds=lambda wc: task_seeds(config, wc.task),
         code=source_hash("nc", "io"),
     log:
         "results/logs/nc1/{model}/{task}.log",
@@ -14,6 +14,6 @@ rule nc1:
         ENV
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wc, input: max(2000, int(4 * input.size_mb) + 1000),
     script:
         "../../scripts/compute_nc1.py"
