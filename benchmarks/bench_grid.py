@@ -62,7 +62,7 @@ def main():
     x_train, x_test, y_train, y_test = data(args)
     with threadpool_limits(1):  # one core per job, as the workflow runs it
         start = time.perf_counter()
-        table = run_grid(x_train, y_train, x_test, y_test, grid, seed=0)
+        table, _ = run_grid(x_train, y_train, x_test, y_test, grid, seed=0)
         grid_seconds = time.perf_counter() - start
         sample = table.sample(min(args.naive_sample, len(table)), random_state=0)
         start = time.perf_counter()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,8 +54,10 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
             return {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({error})") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        # .npz members carry CRC-32 checksums: truncation or flipped bytes end up here.
+        raise ValueError(f"{path}: corrupt or truncated .npz file ({error}); delete it and "
+                         "rerun to recreate it") from error
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

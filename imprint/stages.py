@@ -144,20 +144,22 @@ def run_imprinting(
     task: str,
     seed: int,
     out: str,
+    out_gen_time: str,
 ) -> None:
     from imprint.grid import Grid, run_grid
 
     grid = Grid.from_config(grid_section, ls_lambda)
     split = load_arrays(task_file)
     start = time.perf_counter()
-    results = run_grid(_embeddings(train_embeddings, split["train_index"]), split["train_label"],
-                       _embeddings(test_embeddings, split["test_index"]), split["test_label"],
-                       grid, seed)
+    results, timing = run_grid(
+        _embeddings(train_embeddings, split["train_index"]), split["train_label"],
+        _embeddings(test_embeddings, split["test_index"]), split["test_label"], grid, seed)
     log.info("%d configurations in %.2f s", len(results), time.perf_counter() - start)
-    results.insert(0, "seed", seed)
-    results.insert(0, "task", task)
-    results.insert(0, "model", model)
-    write_table(results, out)
+    for table, path in [(results, out), (timing, out_gen_time)]:
+        table.insert(0, "seed", seed)
+        table.insert(0, "task", task)
+        table.insert(0, "model", model)
+        write_table(table, path)
 
 
 def run_nc1(

@@ -12,5 +12,6 @@ with logged(snakemake.log[0], snakemake.threads):
         snakemake.wildcards.model,
         snakemake.wildcards.task,
         int(snakemake.wildcards.seed),
-        snakemake.output[0],
+        snakemake.output.results,
+        snakemake.output.gen_time,
     )

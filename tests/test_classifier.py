@@ -67,7 +67,9 @@ def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(
     grid = Grid(gen=list(GEN_METHODS), k=[1, 3], norm_pre=["none", "l2"],
                 norm_post=["none", "l2", "quantile"], norm_inf=["none", "l2"],
                 agg=["max", "mnn"], m=[1, 4], ls_lambda=1e-3)
-    table = run_grid(x_train, y_train, x_test, y_test, grid, seed=5)
+    table, timing = run_grid(x_train, y_train, x_test, y_test, grid, seed=5)
+    assert len(timing) == 2 * (3 + 6 * 2)  # norm_pre x (all, mean, ls + 6 k-methods x 2 k)
+    assert (timing["gen_time_s"] >= 0).all()
     assert len(table) == grid.size()
     for row in table.to_dict("records"):
         clf = ImprintingClassifier(

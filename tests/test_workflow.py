@@ -92,7 +92,8 @@ def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_r
     config["imprinting"]["m"] = [1, 2]
     write_config(workdir / "tiny.yaml", config)
     jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
-    assert set(jobs) == {"imprinting", "collect_imprinting", "summary", "comparison", "all"}
+    assert set(jobs) == {"imprinting", "collect_imprinting", "collect_gen_time", "summary",
+                         "comparison", "all"}
     assert jobs["imprinting"] == 6
 
     upstream = [*workdir.glob("results/embeddings/**/*.npz"), *workdir.glob("results/models/*"),
@@ -126,3 +127,108 @@ def test_the_paper_config_builds_its_dag_offline(tmp_path):
     # 4 FMs x (12 main tasks x 3 seeds + 4 digit domains x 3 + 36 few-shot x 5 + 10 d-in-1 x 10)
     assert jobs["imprinting"] == 4 * (12 * 3 + 4 * 3 + 36 * 5 + 10 * 10)
     assert jobs["embeddings"] == 4 * 8 * 2 and jobs["dataset"] == 8 and jobs["model"] == 4
+
+
+COMPARED_OUTPUTS = ["tables/imprinting.csv", "tables/summary.csv", "tables/nc1.csv",
+                    "tables/nc1_summary.csv", "tables/gen.csv", "tables/norm.csv",
+                    "tables/agg.csv", "cd_diagrams/gen.pdf", "cd_diagrams/norm.pdf",
+                    "cd_diagrams/agg.pdf"]
+
+
+def assert_same_results(run_a: Path, run_b: Path) -> None:
+    for name in COMPARED_OUTPUTS:
+        a, b = run_a / "results" / name, run_b / "results" / name
+        assert a.read_bytes() == b.read_bytes(), f"{name} differs between runs"
+
+
+def test_two_clean_runs_give_byte_identical_tables_and_diagrams(finished_run, tmp_path):
+    write_config(tmp_path / "tiny.yaml", tiny_config())
+    snakemake(tmp_path, "--configfile", "tiny.yaml")
+    assert_same_results(finished_run, tmp_path)
+
+
+def test_a_run_killed_during_imprinting_resumes_to_the_same_results(finished_run, tmp_path):
+    import os
+    import signal
+    import time
+
+    write_config(tmp_path / "tiny.yaml", tiny_config())
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--cores", "1", "--configfile", "tiny.yaml"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    imprinting = tmp_path / "results" / "imprinting"
+    deadline = time.monotonic() + 300
+    while len(list(imprinting.glob("*/*/seed*.gen_time.csv"))) < 2:
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no imprinting job finished in time"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)  # snakemake and the job it runs, mid-way
+    process.wait()
+
+    written = sorted(imprinting.glob("*/*/seed*.csv"))
+    assert 0 < len(written) < 2 * 2 * 3, "kill the run in the middle of the imprinting stage"
+    for table in written:  # written atomically: complete, or not there at all
+        assert len(pd.read_csv(table)) > 0
+    # With one core one job runs at a time: the newest outputs may belong to a job killed
+    # before Snakemake recorded it as finished (it reruns); all older ones are finished.
+    newest = max(written, key=lambda p: p.stat().st_mtime_ns).parent
+    newest_job = max(written, key=lambda p: p.stat().st_mtime_ns).name.split(".")[0]
+    finished = [p for p in written
+                if not (p.parent == newest and p.name.split(".")[0] == newest_job)]
+    assert finished, "no job had finished before the kill"
+    before = {path: path.stat().st_mtime_ns for path in finished}
+
+    # What a user does after a hard kill: release Snakemake's stale lock, then run again
+    # (rerun-incomplete is in the profile).
+    snakemake(tmp_path, "--configfile", "tiny.yaml", "--unlock")
+    snakemake(tmp_path, "--configfile", "tiny.yaml")
+    assert {path: path.stat().st_mtime_ns for path in before} == before, "finished jobs reran"
+    assert_same_results(finished_run, tmp_path)
+
+
+def copy_of_repository(target: Path) -> Path:
+    """The workflow and library, copied, so that a test can edit the code."""
+    target.mkdir(parents=True)
+    for part in ("Snakefile", "imprint", "workflow", "scripts", "envs", "profiles"):
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, target / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / part)
+    return target
+
+
+@pytest.mark.parametrize("module,expected", [
+    ("gen", {"imprinting", "collect_imprinting", "collect_gen_time", "summary", "comparison",
+             "all"}),
+    ("nc", {"nc1", "collect_nc1", "nc1_summary", "all"}),
+    ("tasks", {"task", "imprinting", "nc1", "collect_imprinting", "collect_gen_time",
+               "collect_nc1", "nc1_summary", "summary", "comparison", "all"}),
+])
+def test_editing_library_code_reruns_the_stages_that_use_it(finished_run, tmp_path, module,
+                                                           expected):
+    repository = copy_of_repository(tmp_path / "repository")
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    with open(repository / "imprint" / f"{module}.py", "a") as handle:
+        handle.write("\n# an edit\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(repository / "Snakefile"),
+         "--cores", "2", "--configfile", "tiny.yaml", "--dry-run"],
+        capture_output=True, text=True, cwd=workdir)
+    table = result.stdout.split("Job stats:")[1].split("Reasons:")[0]
+    planned = set(re.findall(r"^(\w+)\s+\d+$", table, flags=re.M)) - {"total"}
+    assert planned == expected
+
+
+def test_editing_a_dataset_reruns_everything_from_that_dataset_on(finished_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    config = tiny_config()
+    config["datasets"]["digits"]["test_size"] = 0.4
+    write_config(workdir / "tiny.yaml", config)
+    jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
+    assert {"dataset", "model", "embeddings", "task", "imprinting", "nc1"} <= set(jobs)
+    assert jobs["model"] == 1  # the CNN trains on digits; the pixels model does not depend on it
+    assert jobs["embeddings"] == 4

@@ -13,7 +13,10 @@ sys.path.insert(0, str(REPO))
 os.environ.update(
     PYTHONPATH=os.pathsep.join(
         part for part in (str(REPO), os.environ.get("PYTHONPATH")) if part
-    )
+    ),
+    # Fixed hash seed: string-set order inside libraries (e.g. scikit-posthocs' CD diagrams)
+    # then no longer varies between runs, so equal results give equal files.
+    PYTHONHASHSEED="0",
 )
 
 from imprint.config import ConfigError, check_config, model_lambda, task_seeds, validate_config
@@ -89,6 +92,10 @@ def imprinting_tables():
     ]
 
 
+def gen_time_tables():
+    return [path.replace(".csv", ".gen_time.csv") for path in imprinting_tables()]
+
+
 def nc1_tables():
     return expand("results/nc1/{model}/{task}.csv", model=MODELS, task=TASKS)
 
@@ -96,6 +103,7 @@ def nc1_tables():
 def final_outputs():
     return [
         "results/tables/imprinting.csv",
+        "results/tables/gen_time.csv",
         "results/tables/summary.csv",
         "results/tables/nc1.csv",
         "results/tables/nc1_summary.csv",

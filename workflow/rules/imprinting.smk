@@ -5,7 +5,8 @@ rule imprinting:
         test=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "test"),
         task="results/tasks/{task}/seed{seed}.npz",
     output:
-        "results/imprinting/{model}/{task}/seed{seed}.csv",
+        results="results/imprinting/{model}/{task}/seed{seed}.csv",
+        gen_time="results/imprinting/{model}/{task}/seed{seed}.gen_time.csv",
     params:
         grid={
             key: value

@@ -1,5 +1,6 @@
 localrules:
     collect_imprinting,
+    collect_gen_time,
     collect_nc1,
 
 
@@ -11,6 +12,21 @@ rule collect_imprinting:
         "results/tables/imprinting.csv",
     log:
         "results/logs/statistics/collect_imprinting.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/concat_tables.py"
+
+
+rule collect_gen_time:
+    """GEN wall time per (model, task, seed, gen, k, norm_pre): a measurement of the machine,
+    kept apart from the reproducible results."""
+    input:
+        gen_time_tables(),
+    output:
+        "results/tables/gen_time.csv",
+    log:
+        "results/logs/statistics/collect_gen_time.log",
     conda:
         ENV
     script:

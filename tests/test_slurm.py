@@ -1,0 +1,82 @@
+"""The SLURM profile, for real: a single-node SLURM (../shared/tools/local-slurm.sh, started by
+.ci/run when it runs as root on Debian) runs the workflow through profiles/slurm."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from imprint.grid import Grid
+from tests.conftest import REPO, tiny_config, write_config
+
+pytestmark = pytest.mark.workflow
+
+
+def slurm_is_up() -> str | None:
+    """None if a SLURM node accepts jobs, else why not."""
+    if shutil.which("sbatch") is None:
+        return "no SLURM here (sbatch not found); .ci/run starts one when root on Debian"
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        return "snakemake-executor-plugin-slurm is not installed"
+    states = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    if states.returncode != 0 or not re.search(r"idle|mix|alloc", states.stdout):
+        return f"no SLURM node is up: {states.stdout.strip() or states.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    reason = slurm_is_up()
+    if reason and os.environ.get("IMPRINT_REQUIRE_SLURM") == "1":
+        pytest.fail(f"SLURM was started for this run but is not usable: {reason}")
+    if reason:
+        pytest.skip(reason)
+
+
+def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_path):
+    config = tiny_config()
+    config["models"] = {"pixels": config["models"]["pixels"]}
+    config["tasks"] = {"novel": config["tasks"]["novel"]}
+    config["embedding"] = {"gpus": 1}
+    config["comparisons"] = {"gen": config["comparisons"]["gen"]}
+    write_config(tmp_path / "slurm.yaml", config)
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--profile", str(REPO / "profiles" / "slurm"), "--configfile", "slurm.yaml",
+        # This cluster: accounting is off (so squeue for status, no account) and one node of
+        # 2 CPUs, so groups of 2 single-threaded jobs and 1-thread embedding jobs.
+        "--slurm-status-command", "squeue", "--slurm-no-account",
+        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
+        "--jobs", "4", "--set-threads", "embeddings=1", "model=1",
+        "--group-components", "imprinting=2", "nc1=2",
+        "--default-resources", "mem_mb=1000", "runtime=10", "--latency-wait", "5",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+
+    table = pd.read_csv(tmp_path / "results" / "tables" / "imprinting.csv")
+    grid = Grid.from_config(config["imprinting"], 1e-4)
+    assert len(table) == len(config["seeds"]) * grid.size()
+    assert table["accuracy"].between(0, 1).all()
+    assert (tmp_path / "results" / "cd_diagrams" / "gen.pdf").read_bytes().startswith(b"%PDF")
+
+    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(\w+?)/",
+                           output)
+    by_rule = {}
+    for job_id, rule in submitted:
+        by_rule.setdefault(rule, []).append(job_id)
+    assert len(by_rule.get("rule_embeddings", [])) == 2, output[-3000:]
+    assert "group_imprinting_imprinting" in by_rule, "imprinting jobs were not grouped"
+    for rule, ids in by_rule.items():
+        for job_id in ids:
+            record = subprocess.run(["scontrol", "show", "job", "-o", job_id],
+                                    capture_output=True, text=True).stdout
+            asked_gpu = "gpu" in record
+            assert asked_gpu == (rule == "rule_embeddings"), (rule, record)
