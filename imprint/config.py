@@ -7,14 +7,16 @@ that names the offending key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from imprint.datasets import dataset_source
 from imprint.grid import FACTORS
 from imprint.models import model_source
-from imprint.tasks import task_classes
+from imprint.tasks import label_map, task_classes
 
 
 #: Tables in results/tables/ that a comparison (results/tables/<name>.csv) must not overwrite.
@@ -101,8 +103,31 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
     _fail(_key_path(error.absolute_path), error.message)
 
 
-def check_config(config: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` for the first problem found; return None if the config can run."""
+def _check_n_shot(name: str, spec: Mapping[str, Any], seeds: list[int], available: list[int],
+                  train_labels: np.ndarray) -> None:
+    """n_shot must not exceed the train samples of any task label, for any of the task's seeds
+    (labels of "d in 1" tasks merge classes drawn per seed, so each seed is checked)."""
+    counts = {int(c): int(n) for c, n in zip(*np.unique(train_labels, return_counts=True))}
+    for seed in seeds:
+        sizes: dict[int, int] = {}
+        for original, label in label_map(spec, available, seed).items():
+            sizes[label] = sizes.get(label, 0) + counts.get(original, 0)
+        label, smallest = min(sizes.items(), key=lambda item: item[1])
+        if spec["n_shot"] > smallest:
+            _fail(f"tasks.{name}.n_shot",
+                  f"{spec['n_shot']} exceeds the {smallest} train samples of task label {label} "
+                  f"(seed {seed})")
+
+
+def check_config(
+    config: Mapping[str, Any],
+    train_labels: Callable[[str], np.ndarray | None] | None = None,
+) -> None:
+    """Raise :class:`ConfigError` for the first problem found; return None if the config can run.
+
+    ``train_labels(dataset)`` gives a dataset's train labels where they are known before any job
+    runs (or None); with it, n-shot sizes are checked against the real class sizes.
+    """
     for name, spec in config["datasets"].items():
         for part in dataset_source(spec).requires(spec):
             if part not in config["datasets"] or part == name:
@@ -135,6 +160,11 @@ def check_config(config: Mapping[str, Any]) -> None:
                   f"classes, the task has {len(classes)}")
         if (n_labels if "d_in_1" in spec else len(classes)) < 2:
             _fail(f"tasks.{name}", "a task needs at least two labels to classify")
+        if train_labels is not None and spec.get("n_shot", "all") != "all":
+            labels = train_labels(spec["dataset"])
+            if labels is not None:
+                _check_n_shot(name, spec, task_seeds(config, name), available or
+                              sorted(set(labels.tolist())), labels)
 
     for name in config["imprinting"].get("ls_lambda_per_model", {}):
         if name not in config["models"]:

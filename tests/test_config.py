@@ -4,12 +4,14 @@ import pytest
 import yaml
 
 from imprint.config import ConfigError, check_config, validate_config
+from imprint.datasets import train_labels_if_known
 from tests.conftest import REPO, SCHEMA, tiny_config
 
 
 def validated(config):
     validate_config(config, SCHEMA)
-    check_config(config)
+    check_config(config, train_labels=lambda name: train_labels_if_known(
+        config["datasets"][name], "/nonexistent/manifest.json"))
     return config
 
 
@@ -102,6 +104,11 @@ BAD_CONFIGS = {
         setter(["datasets", "combi"], {"source": "combine", "datasets": ["digits", "svhn"]}),
         "'datasets.combi.datasets': 'svhn' is not another configured dataset"),
     "duplicate task seeds": (setter(["tasks", "novel", "seeds"], [1, 1]), "'tasks.novel.seeds'"),
+    "n-shot larger than a class": (setter(["tasks", "novel", "n_shot"], 90),
+                                   "'tasks.novel.n_shot': 90 exceeds the 87 train samples"),
+    "n-shot larger than a merged label": (
+        setter(["tasks", "pairs", "n_shot"], 180),
+        "'tasks.pairs.n_shot': 180 exceeds the"),
     "class sample larger than the dataset": (
         setter(["tasks", "novel", "classes"], {"sample": 11, "seed": 0}),
         "'tasks.novel.classes': cannot sample 11 of 10 classes"),

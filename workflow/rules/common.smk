@@ -20,7 +20,7 @@ os.environ.update(
 )
 
 from imprint.config import ConfigError, check_config, model_lambda, task_seeds, validate_config
-from imprint.datasets import dataset_source
+from imprint.datasets import dataset_source, train_labels_if_known
 from imprint.models import model_source
 from imprint.stages import source_hash
 
@@ -28,7 +28,12 @@ from imprint.stages import source_hash
 # about the datasets. One line naming the offending key, instead of a dump of the whole config.
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
-    check_config(config)
+    check_config(
+        config,
+        train_labels=lambda dataset: train_labels_if_known(
+            config["datasets"][dataset], f"results/datasets/{dataset}/manifest.json"
+        ),
+    )
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
 
