@@ -225,19 +225,35 @@ class _FolderSource:
     def requires(self, spec):
         return []
 
+    @staticmethod
+    def _listing_digest(samples: list[tuple[str, int]]) -> str:
+        digest = hashlib.sha256()
+        for path, label in samples:
+            try:
+                size = Path(path).stat().st_size
+            except FileNotFoundError:
+                size = -1
+            digest.update(f"{path}\t{label}\t{size}\n".encode())
+        return digest.hexdigest()
+
     def _write_listing(self, root: Path, splits: Mapping[str, list[tuple[str, int]]],
                        info: Mapping[str, Any]) -> None:
-        digest = hashlib.sha256()
         for split, samples in splits.items():
             (root / f"{split}.json").write_text(json.dumps(samples))
-            for path, label in samples:
-                digest.update(f"{path}\t{label}\t{Path(path).stat().st_size}\n".encode())
+        digests = {split: self._listing_digest(samples) for split, samples in splits.items()}
         write_manifest(root / MANIFEST, [f"{s}.json" for s in splits],
-                       {**info, "images_listing_sha256": digest.hexdigest()})
+                       {**info, "images_listing_sha256": digests})
 
     def _samples(self, root: Path, split: str) -> list[tuple[str, int]]:
-        return [(path, int(label)) for path, label in
-                json.loads((root / f"{split}.json").read_text())]
+        samples = [(path, int(label)) for path, label in
+                   json.loads((root / f"{split}.json").read_text())]
+        expected = read_manifest(root / MANIFEST, verify=False)["images_listing_sha256"][split]
+        if self._listing_digest(samples) != expected:
+            raise ValueError(
+                f"the {split} images listed in {root / f'{split}.json'} changed (a file was "
+                f"removed, added or rewritten) since {root / MANIFEST} was made; delete "
+                f"{root} and rerun to list them again")
+        return samples
 
     def labels(self, spec, root, split):
         return np.asarray([label for _, label in self._samples(root, split)], dtype=np.int64)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path

@@ -141,6 +141,16 @@ def test_an_image_folder_is_split_per_class_and_read_as_rgb(tmp_path):
     assert np.bincount(split_labels(spec, manifest, "test")).tolist() == [2, 2]
     image, _ = split_images(spec, manifest, "train")[0]
     assert image.mode == "RGB" and image.size == (12, 10)
+    # An image rewritten after the dataset was listed is detected when a job reads its split
+    # (and only that split).
+    write_png(tmp_path / "photos" / "dog" / "0.png", 200, size=(30, 30))
+    errors = []
+    for split in ("train", "test"):
+        try:
+            split_labels(spec, manifest, split)
+        except ValueError as error:
+            errors.append(str(error))
+    assert len(errors) == 1 and "changed" in errors[0]
     with pytest.raises(DatasetUnavailable, match="does not exist"):
         prepare_dataset({**spec, "train": str(tmp_path / "nowhere")}, manifest)
 
