@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.datasets import dataset_source, prepare_dataset, split_images, split_labels
+from imprint.datasets import all_split_labels, dataset_source, prepare_dataset, split_images
 from imprint.io import load_arrays, save_arrays, write_table
 
 log = logging.getLogger("imprint")
@@ -117,9 +117,11 @@ def run_build_task(
 ) -> None:
     from imprint.tasks import build_task
 
+    labels = all_split_labels(dataset_spec, dataset_manifest)
     available = dataset_source(dataset_spec).class_ids(dataset_spec)
-    task = build_task(spec, split_labels(dataset_spec, dataset_manifest, "train"),
-                      split_labels(dataset_spec, dataset_manifest, "test"), available, seed)
+    if available is None:  # image folders, pooled datasets: the classes found in the data
+        available = sorted(set(labels["train"].tolist()))
+    task = build_task(spec, labels["train"], labels["test"], available, seed)
     log.info("task %s seed %d: %d train (%d before n-shot), %d test samples, %d labels",
              dict(spec), seed, len(task["train_index"]), len(task["full_train_index"]),
              len(task["test_index"]), task["task_label"].max() + 1)

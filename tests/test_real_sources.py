@@ -197,3 +197,21 @@ def test_pooled_datasets_share_labels_and_one_image_size(tmp_path):
     assert len(test) == 899 + 4 and test[-4:].tolist() == [0, 1, 0, 1]
     image, _ = split_images(pooled, manifest, "test")[0]
     assert image.shape == (3, 16, 16) and 0 <= float(image.min()) <= float(image.max()) <= 1
+
+
+def test_tasks_are_built_from_an_image_folder_whose_classes_come_from_the_data(tmp_path):
+    from imprint.io import load_arrays
+    from imprint.stages import run_build_task
+
+    for label, name in enumerate(["ant", "bee", "cow"]):
+        for i in range(4):
+            write_png(tmp_path / "photos" / name / f"{i}.png", 60 * label + i)
+    spec = {"source": "image_folder", "train": str(tmp_path / "photos"), "test_size": 0.25,
+            "split_seed": 0}
+    manifest = tmp_path / "cache" / "manifest.json"
+    prepare_dataset(spec, manifest)
+    run_build_task({"dataset": "photos", "n_shot": 2}, spec, str(manifest), 0,
+                   str(tmp_path / "task.npz"))
+    task = load_arrays(tmp_path / "task.npz")
+    assert np.bincount(task["train_label"]).tolist() == [2, 2, 2]
+    assert task["original_class"].tolist() == [0, 1, 2]

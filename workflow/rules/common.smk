@@ -1,3 +1,4 @@
+import functools
 import os
 import re
 import sys
@@ -30,8 +31,11 @@ try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
     check_config(
         config,
-        train_labels=lambda dataset: train_labels_if_known(
-            config["datasets"][dataset], f"results/datasets/{dataset}/manifest.json"
+        # once per dataset, however many n-shot tasks use it
+        train_labels=functools.cache(
+            lambda dataset: train_labels_if_known(
+                config["datasets"][dataset], f"results/datasets/{dataset}/manifest.json"
+            )
         ),
     )
 except ConfigError as error:
