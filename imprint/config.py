@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from imprint.datasets import dataset_source
+from imprint.datasets import class_ids_of, dataset_source
 from imprint.grid import FACTORS
 from imprint.models import model_source
 from imprint.tasks import label_map, task_classes
@@ -163,8 +163,9 @@ def check_config(
         if train_labels is not None and spec.get("n_shot", "all") != "all":
             labels = train_labels(spec["dataset"])
             if labels is not None:
-                _check_n_shot(name, spec, task_seeds(config, name), available or
-                              sorted(set(labels.tolist())), labels)
+                dataset_spec = config["datasets"][spec["dataset"]]
+                _check_n_shot(name, spec, task_seeds(config, name),
+                              class_ids_of(dataset_spec, labels), labels)
 
     for name in config["imprinting"].get("ls_lambda_per_model", {}):
         if name not in config["models"]:

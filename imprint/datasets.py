@@ -208,11 +208,10 @@ class _ListedImages:
         return len(self.samples)
 
     def __getitem__(self, index):
-        from PIL import Image
+        from torchvision.datasets.folder import default_loader  # PIL, converted to RGB
 
         path, label = self.samples[index]
-        with Image.open(path) as image:
-            return image.convert("RGB"), label
+        return default_loader(path), label
 
 
 class _FolderSource:
@@ -375,10 +374,11 @@ class CombinedDataset(_ArraySource):
         return list(spec["datasets"])
 
     def prepare(self, spec, root, resolve):
+        import torch
         from torchvision.transforms import v2
 
         to_rgb_array = v2.Compose([v2.ToImage(), v2.RGB(), v2.Resize((spec["size"],) * 2),
-                                   v2.ToDtype(__import__("torch").uint8, scale=True)])
+                                   v2.ToDtype(torch.uint8, scale=True)])
         splits = {}
         for split in SPLITS:
             images, labels = [], []
@@ -436,6 +436,13 @@ def train_labels_if_known(spec: Mapping[str, Any], manifest: str | Path) -> np.n
         except (OSError, ValueError, RuntimeError):
             return None  # a damaged cache is reported by the job that reads it
     return None
+
+
+def class_ids_of(spec: Mapping[str, Any], train_labels: np.ndarray) -> list[int]:
+    """The source's class ids, or, where it only knows them from the data (image folders, pooled
+    datasets), the classes present in ``train_labels``."""
+    known = dataset_source(spec).class_ids(spec)
+    return known if known is not None else sorted(set(np.asarray(train_labels).tolist()))
 
 
 def split_labels(spec: Mapping[str, Any], manifest: str | Path, split: str) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.datasets import all_split_labels, dataset_source, prepare_dataset, split_images
+from imprint.datasets import all_split_labels, class_ids_of, prepare_dataset, split_images
 from imprint.io import load_arrays, save_arrays, write_table
 
 log = logging.getLogger("imprint")
@@ -118,9 +118,7 @@ def run_build_task(
     from imprint.tasks import build_task
 
     labels = all_split_labels(dataset_spec, dataset_manifest)
-    available = dataset_source(dataset_spec).class_ids(dataset_spec)
-    if available is None:  # image folders, pooled datasets: the classes found in the data
-        available = sorted(set(labels["train"].tolist()))
+    available = class_ids_of(dataset_spec, labels["train"])
     task = build_task(spec, labels["train"], labels["test"], available, seed)
     log.info("task %s seed %d: %d train (%d before n-shot), %d test samples, %d labels",
              dict(spec), seed, len(task["train_index"]), len(task["full_train_index"]),

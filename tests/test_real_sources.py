@@ -129,14 +129,21 @@ def write_png(path: Path, value: int, size=(12, 10), mode="RGB"):
     Image.new(mode, size, color=(value,) * len(mode) if mode == "RGB" else value).save(path)
 
 
-def test_an_image_folder_is_split_per_class_and_read_as_rgb(tmp_path):
-    for label, name in enumerate(["cat", "dog"]):
-        for i in range(5):
+def image_folder_dataset(tmp_path: Path, classes: list[str], per_class: int,
+                         test_size: float) -> tuple[dict, Path]:
+    """A prepared image_folder dataset of small distinct PNGs: its spec and manifest."""
+    for label, name in enumerate(classes):
+        for i in range(per_class):
             write_png(tmp_path / "photos" / name / f"{i}.png", 40 * label + i)
-    spec = {"source": "image_folder", "train": str(tmp_path / "photos"), "test_size": 0.4,
-            "split_seed": 0}
+    spec = {"source": "image_folder", "train": str(tmp_path / "photos"),
+            "test_size": test_size, "split_seed": 0}
     manifest = tmp_path / "cache" / "manifest.json"
     prepare_dataset(spec, manifest)
+    return spec, manifest
+
+
+def test_an_image_folder_is_split_per_class_and_read_as_rgb(tmp_path):
+    spec, manifest = image_folder_dataset(tmp_path, ["cat", "dog"], per_class=5, test_size=0.4)
     assert np.bincount(split_labels(spec, manifest, "train")).tolist() == [3, 3]
     assert np.bincount(split_labels(spec, manifest, "test")).tolist() == [2, 2]
     image, _ = split_images(spec, manifest, "train")[0]
@@ -203,13 +210,8 @@ def test_tasks_are_built_from_an_image_folder_whose_classes_come_from_the_data(t
     from imprint.io import load_arrays
     from imprint.stages import run_build_task
 
-    for label, name in enumerate(["ant", "bee", "cow"]):
-        for i in range(4):
-            write_png(tmp_path / "photos" / name / f"{i}.png", 60 * label + i)
-    spec = {"source": "image_folder", "train": str(tmp_path / "photos"), "test_size": 0.25,
-            "split_seed": 0}
-    manifest = tmp_path / "cache" / "manifest.json"
-    prepare_dataset(spec, manifest)
+    spec, manifest = image_folder_dataset(tmp_path, ["ant", "bee", "cow"], per_class=4,
+                                          test_size=0.25)
     run_build_task({"dataset": "photos", "n_shot": 2}, spec, str(manifest), 0,
                    str(tmp_path / "task.npz"))
     task = load_arrays(tmp_path / "task.npz")
