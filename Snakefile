@@ -1,7 +1,8 @@
 """imprint-workflow: weight imprinting (GEN + NORM + AGG) on frozen foundation models.
 
 Stages, each cached on disk under results/: datasets -> models -> embeddings -> tasks ->
-imprinting -> nc1 -> statistics. See README.md.
+imprinting -> nc1 -> statistics -> figures. See README.md; `snakemake --report report.html`
+after a run gathers every figure and table with its caption.
 """
 
 from snakemake.utils import min_version
@@ -16,6 +17,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/models.smk"
@@ -24,6 +28,7 @@ include: "workflow/rules/tasks.smk"
 include: "workflow/rules/imprinting.smk"
 include: "workflow/rules/nc1.smk"
 include: "workflow/rules/statistics.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -20,7 +20,8 @@ from imprint.tasks import label_map, task_classes
 
 
 #: Tables in results/tables/ that a comparison (results/tables/<name>.csv) must not overwrite.
-RESERVED_TABLES = frozenset({"imprinting", "summary", "nc1", "nc1_summary"})
+RESERVED_TABLES = frozenset({"imprinting", "summary", "nc1", "nc1_summary", "gen_time",
+                             "gen_time_summary"})
 
 
 class ConfigError(ValueError):
@@ -171,32 +172,58 @@ def check_config(
         if name not in config["models"]:
             _fail(f"imprinting.ls_lambda_per_model.{name}", "no such model under 'models'")
 
-    grid = config["imprinting"]
     for name, spec in config.get("comparisons", {}).items():
-        if name in RESERVED_TABLES:
-            _fail(f"comparisons.{name}", f"the names {sorted(RESERVED_TABLES)} are taken by the "
-                                         "workflow's own tables in results/tables/")
-        overlap = set(spec["factors"]) & set(spec.get("best_of", []))
-        if overlap:
-            _fail(f"comparisons.{name}.best_of", f"{sorted(overlap)} are also compared in 'factors'")
-        for factor, condition in spec.get("where", {}).items():
-            if isinstance(condition, Mapping):
-                continue
-            levels = grid[factor]
-            missing = [value for value in condition if value not in levels]
-            if len(missing) == len(condition):
-                _fail(f"comparisons.{name}.where.{factor}",
-                      f"none of {list(condition)} is in imprinting.{factor} {list(levels)}, "
-                      "so the comparison would select nothing")
+        _check_comparison(config, name, spec)
+
+    figures = config.get("figures", {})
+    for key, section in (("models", "models"), ("gen_vs_k_tasks", "tasks")):
+        unknown = [item for item in figures.get(key, []) if item not in config[section]]
+        if unknown:
+            _fail(f"figures.{key}", f"{unknown} are not defined under '{section}'")
+
+
+def _check_levels(grid: Mapping[str, Any], key: str, factor: str, condition: Any) -> None:
+    """A filter must keep at least one level of the grid (ranges are checked on the results)."""
+    if isinstance(condition, Mapping):
+        return
+    values = condition if isinstance(condition, list) else [condition]
+    if not any(value in grid[factor] for value in values):
+        _fail(key, f"none of {values} is in imprinting.{factor} {list(grid[factor])}, "
+                   "so the comparison would select nothing")
+
+
+def _check_comparison(config: Mapping[str, Any], name: str, spec: Mapping[str, Any]) -> None:
+    grid = config["imprinting"]
+    key = f"comparisons.{name}"
+    if name in RESERVED_TABLES:
+        _fail(key, f"the names {sorted(RESERVED_TABLES)} are taken by the workflow's own tables "
+                   "in results/tables/")
+    for section in ("models", "tasks"):
+        unknown = [item for item in spec.get(section, []) if item not in config[section]]
+        if unknown:
+            _fail(f"{key}.{section}", f"{unknown} are not defined under '{section}'")
+    best_of = set(spec.get("best_of", []))
+    overlap = set(spec.get("factors", [])) & best_of
+    if overlap:
+        _fail(f"{key}.best_of", f"{sorted(overlap)} are also compared in 'factors'")
+    where = spec.get("where", {})
+    for factor, condition in where.items():
+        _check_levels(grid, f"{key}.where.{factor}", factor, condition)
+    # Each treatment must be one configuration: every factor with several levels in the grid is
+    # compared, fixed or maximised over. (k and m may be legitimately empty: checked on results.)
+    treatments = spec.get("configurations") or {"": {}}
+    for label, configuration in treatments.items():
+        for factor, condition in configuration.items():
+            _check_levels(grid, f"{key}.configurations.{label}.{factor}", factor, condition)
         for factor in FACTORS:
-            if factor in spec["factors"] or factor in spec.get("best_of", []):
+            if (factor in spec.get("factors", []) or factor in best_of or factor in where
+                    or factor in configuration or factor in ("k", "m")):
                 continue
-            if factor in ("k", "m"):
-                continue  # may legitimately be empty (not applicable); checked on the results
-            if factor not in spec.get("where", {}) and len(grid[factor]) > 1:
-                _fail(f"comparisons.{name}",
-                      f"factor {factor!r} has {len(grid[factor])} levels in the grid but is "
-                      "neither compared ('factors'), filtered ('where') nor maximised ('best_of')")
+            if len(grid[factor]) > 1:
+                what = f"configuration {label!r}" if label else "it"
+                _fail(key, f"factor {factor!r} has {len(grid[factor])} levels in the grid but "
+                           f"{what} neither compares ('factors'), fixes ('where') nor maximises "
+                           "('best_of') it")
 
 
 def task_seeds(config: Mapping[str, Any], task: str) -> list[int]:

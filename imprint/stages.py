@@ -189,14 +189,10 @@ def run_concat(tables: Sequence[str], out: str) -> None:
     write_table(pd.concat(frames, ignore_index=True), out)
 
 
-def read_results(path: str) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"k": "Int64", "m": "Int64"})
-
-
 def run_summary(results_table: str, out: str) -> None:
     from imprint.stats import configuration_summary
 
-    write_table(configuration_summary(read_results(results_table)), out)
+    write_table(configuration_summary(read_table(results_table)), out)
 
 
 def run_nc1_summary(nc1_table: str, out: str) -> None:
@@ -205,19 +201,42 @@ def run_nc1_summary(nc1_table: str, out: str) -> None:
     write_table(nc1_summary(pd.read_csv(nc1_table)), out)
 
 
+def read_table(path: str) -> pd.DataFrame:
+    """A table from results/tables/, with k and m as nullable integers where present."""
+    header = pd.read_csv(path, nrows=0).columns
+    return pd.read_csv(path, dtype={column: "Int64" for column in ("k", "m") if column in header})
+
+
+def run_gen_time_summary(gen_time_table: str, out: str) -> None:
+    from imprint.stats import gen_time_summary
+
+    write_table(gen_time_summary(read_table(gen_time_table)), out)
+
+
+def run_figure(figure: str, tables: Mapping[str, str], options: Mapping[str, Any],
+               out_pdf: str, out_png: str) -> None:
+    """Draw one of :data:`imprint.figures.FIGURES` from its tables (argument name -> path)."""
+    from imprint.figures import FIGURES, save_figure
+
+    plot, _ = FIGURES[figure]
+    fig = plot(**{name: read_table(path) for name, path in tables.items()}, **options)
+    save_figure(fig, out_pdf, out_png)
+
+
 def run_comparison(
     results_table: str,
     name: str,
     spec: Mapping[str, Any],
     alpha: float,
+    posthoc: str,
     out_table: str,
     out_diagram: str,
 ) -> None:
     from imprint.io import atomic_path
     from imprint.stats import compare, comparison_matrix, comparison_table, draw_cd_diagram
 
-    matrix = comparison_matrix(read_results(results_table), name, spec)
-    result = compare(matrix, alpha)
+    matrix = comparison_matrix(read_table(results_table), name, spec)
+    result = compare(matrix, alpha, posthoc)
     log.info("comparison %s: %s", name, result.note)
     write_table(comparison_table(result), out_table)
     with atomic_path(out_diagram) as tmp:

@@ -1,7 +1,8 @@
-"""Statistics over result tables: medians over seeds, ranks, Friedman + Nemenyi, CD diagrams.
+"""Statistics over result tables: medians over seeds, ranks, Friedman + post-hoc, CD diagrams.
 
 A *group* is one (model, task): the blocks of the Friedman test. A *treatment* is a combination of
-the compared factors. Within a group, a treatment's score is its median accuracy over seeds.
+the compared factors, or a named configuration. Within a group, a treatment's score is its median
+accuracy over seeds.
 """
 
 from __future__ import annotations
@@ -55,34 +56,76 @@ def _matches(column: pd.Series, condition: Any) -> pd.Series:
     return not_applicable | column.isin(list(condition))
 
 
+def _select(results: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
+    for factor, condition in where.items():
+        if not isinstance(condition, (Mapping, list, tuple)):
+            condition = [condition]  # a single level, as in a named configuration
+        results = results[_matches(results[factor], condition)]
+    return results
+
+
+def _check_defined(medians: pd.DataFrame, name: str, compared: Sequence[str],
+                   best_of: Sequence[str], where_key: str) -> None:
+    """Every factor neither compared nor maximised over must have one level per treatment, so
+    that a treatment is one well-defined configuration."""
+    for factor in FACTORS:
+        if factor in compared or factor in best_of:
+            continue
+        per_cell = medians.groupby([*GROUP, "treatment"], dropna=False)[factor].nunique(
+            dropna=False)
+        if (per_cell > 1).any():
+            raise ValueError(
+                f"comparison {name!r}: factor {factor!r} still varies after {where_key!r}; fix "
+                f"it there, compare it in 'factors' or maximise over it in 'best_of'"
+            )
+
+
 def comparison_matrix(results: pd.DataFrame, name: str, spec: Mapping[str, Any]) -> pd.DataFrame:
     """Groups × treatments matrix of median-over-seeds accuracies for one comparison.
 
-    ``spec``: ``factors`` (compared), ``where`` (filters), ``best_of`` (factors maximised over per
-    group and treatment, the paper's "best NORM per row"). Every other factor must be constant
-    after filtering, so that a treatment is one well-defined configuration.
+    ``spec`` either compares the level combinations of ``factors`` among the results that pass
+    ``where``, or compares named ``configurations`` (name -> filter on the factors, e.g. the
+    paper's "Qi et al." = L2/mean/L2/L2/max). ``best_of`` lists factors maximised over per group
+    and treatment (the paper's "best NORM per row"); ``models`` and ``tasks`` restrict the groups.
+    Every other factor must be constant within a treatment. Groups missing a treatment are dropped.
     """
-    factors = list(spec["factors"])
     best_of = list(spec.get("best_of", []))
-    selected = results
-    for factor, condition in spec.get("where", {}).items():
-        selected = selected[_matches(selected[factor], condition)]
-    if selected.empty:
-        raise ValueError(f"comparison {name!r} selects no results; check its 'where'")
-    medians = median_over_seeds(selected)
-    for factor in FACTORS:
-        if factor in factors or factor in best_of:
-            continue
-        per_cell = medians.groupby([*GROUP, *factors], dropna=False)[factor].nunique(dropna=False)
-        if (per_cell > 1).any():
-            raise ValueError(
-                f"comparison {name!r}: factor {factor!r} still varies after 'where'; fix it in "
-                f"'where', compare it in 'factors' or maximise over it in 'best_of'"
-            )
-    medians["treatment"] = [treatment_label(row, factors) for row in medians.to_dict("records")]
+    for column in ("model", "task"):
+        if f"{column}s" in spec:
+            results = results[results[column].isin(spec[f"{column}s"])]
+    results = _select(results, spec.get("where", {}))
+    if "configurations" in spec:
+        parts = []
+        for label, configuration in spec["configurations"].items():
+            selected = _select(results, configuration)
+            if selected.empty:
+                raise ValueError(f"comparison {name!r}: configuration {label!r} selects no "
+                                 "results; is it in the imprinting grid?")
+            medians = median_over_seeds(selected)
+            medians["treatment"] = label
+            parts.append(medians)
+        medians = pd.concat(parts, ignore_index=True)
+        _check_defined(medians, name, [], best_of, "configurations")
+    else:
+        if results.empty:
+            raise ValueError(f"comparison {name!r} selects no results; check its 'where'")
+        factors = list(spec["factors"])
+        medians = median_over_seeds(results)
+        medians["treatment"] = [treatment_label(row, factors)
+                                for row in medians.to_dict("records")]
+        _check_defined(medians, name, factors, best_of, "where")
     best = medians.groupby([*GROUP, "treatment"], sort=True)["accuracy"].max()
     matrix = best.unstack("treatment")
+    if "configurations" in spec:
+        matrix = matrix[list(spec["configurations"])]  # the config's order, not alphabetical
     return matrix.dropna(axis=0, how="any")
+
+
+#: Post-hoc tests after a significant Friedman test, by config name -> name shown on figures.
+POSTHOC_TESTS = {
+    "nemenyi": "Nemenyi",
+    "wilcoxon_holm": "Wilcoxon signed-rank + Holm",
+}
 
 
 @dataclass
@@ -91,8 +134,10 @@ class ComparisonResult:
     pvalues: pd.DataFrame  # pairwise post-hoc p-values (NaN where no test was run)
     friedman_statistic: float
     friedman_pvalue: float
-    critical_difference: float
+    critical_difference: float  # Nemenyi's CD of mean ranks; NaN for other post-hoc tests
     n_groups: int
+    posthoc: str  # key of POSTHOC_TESTS
+    posthoc_run: bool  # False: no significant Friedman test, so no pairwise p-values
     note: str
 
 
@@ -107,15 +152,37 @@ def nemenyi_critical_difference(n_treatments: int, n_groups: int, alpha: float) 
     return float(q * np.sqrt(n_treatments * (n_treatments + 1) / (6 * n_groups)))
 
 
-def compare(matrix: pd.DataFrame, alpha: float = 0.05) -> ComparisonResult:
-    """Friedman test over the groups, then the Nemenyi post-hoc test if it is significant."""
+def wilcoxon_holm(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Pairwise Wilcoxon signed-rank tests over the groups, Holm-adjusted (Benavoli et al., 2016).
+
+    Zero differences are kept in the ranking (Pratt), the conservative choice when treatments
+    tie in some groups; two treatments with identical results get p = 1.
+    """
+    import warnings
+
     import scikit_posthocs
 
+    with warnings.catch_warnings():
+        # scipy warns (0/0 in its normal approximation) for identical pairs and returns p = 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pvalues = scikit_posthocs.posthoc_wilcoxon(
+            matrix.to_numpy().T, zero_method="pratt", p_adjust="holm")
+    return pd.DataFrame(pvalues.to_numpy(), index=matrix.columns, columns=matrix.columns)
+
+
+def compare(matrix: pd.DataFrame, alpha: float = 0.05, posthoc: str = "nemenyi"
+            ) -> ComparisonResult:
+    """Friedman test over the groups, then the chosen post-hoc test if it is significant."""
+    import scikit_posthocs
+
+    if posthoc not in POSTHOC_TESTS:
+        raise ValueError(f"unknown post-hoc test {posthoc!r}; known: {sorted(POSTHOC_TESTS)}")
     treatments = list(matrix.columns)
     n_groups, n_treatments = matrix.shape
     ranks = average_ranks(matrix)
     statistic = pvalue = cd = float("nan")
     pvalues = pd.DataFrame(np.nan, index=treatments, columns=treatments)
+    posthoc_run = False
     if n_treatments < 3 or n_groups < 2:
         note = (f"no test: the Friedman test needs at least 3 treatments and 2 groups, "
                 f"got {n_treatments} and {n_groups}")
@@ -125,11 +192,16 @@ def compare(matrix: pd.DataFrame, alpha: float = 0.05) -> ComparisonResult:
     else:
         statistic, pvalue = (float(v) for v in
                              scipy.stats.friedmanchisquare(*matrix.to_numpy().T))
-        cd = nemenyi_critical_difference(n_treatments, n_groups, alpha)
+        if posthoc == "nemenyi":
+            cd = nemenyi_critical_difference(n_treatments, n_groups, alpha)
         if pvalue < alpha:
-            posthoc = scikit_posthocs.posthoc_nemenyi_friedman(matrix.to_numpy())
-            pvalues = pd.DataFrame(posthoc.to_numpy(), index=treatments, columns=treatments)
-            note = f"Friedman p={pvalue:.3g} < {alpha}: Nemenyi post-hoc test"
+            if posthoc == "nemenyi":
+                values = scikit_posthocs.posthoc_nemenyi_friedman(matrix.to_numpy()).to_numpy()
+                pvalues = pd.DataFrame(values, index=treatments, columns=treatments)
+            else:
+                pvalues = wilcoxon_holm(matrix)
+            posthoc_run = True
+            note = f"Friedman p={pvalue:.3g} < {alpha}: {POSTHOC_TESTS[posthoc]} post-hoc test"
         else:
             note = f"Friedman p={pvalue:.3g} >= {alpha}: not significant, no post-hoc test"
     table = pd.DataFrame({
@@ -139,7 +211,8 @@ def compare(matrix: pd.DataFrame, alpha: float = 0.05) -> ComparisonResult:
         "mean_rank": ranks.to_numpy(),
         "n_groups": n_groups,
     }).sort_values(["mean_rank", "treatment"], kind="stable").reset_index(drop=True)
-    return ComparisonResult(table, pvalues, statistic, pvalue, cd, n_groups, note)
+    return ComparisonResult(table, pvalues, statistic, pvalue, cd, n_groups, posthoc,
+                            posthoc_run, note)
 
 
 def comparison_table(result: ComparisonResult) -> pd.DataFrame:
@@ -147,6 +220,7 @@ def comparison_table(result: ComparisonResult) -> pd.DataFrame:
     table = result.table.copy()
     table["friedman_statistic"] = result.friedman_statistic
     table["friedman_pvalue"] = result.friedman_pvalue
+    table["posthoc_test"] = POSTHOC_TESTS[result.posthoc] if result.posthoc_run else "none"
     table["critical_difference"] = result.critical_difference
     order = list(table["treatment"])
     pvalues = result.pvalues.loc[order, order].add_prefix("p_vs_").reset_index(drop=True)
@@ -162,8 +236,9 @@ def draw_cd_diagram(
 ) -> None:
     """Critical-difference diagram (scikit-posthocs) of a comparison, saved to ``path``.
 
-    Treatments joined by a bar are not significantly different. Without a significant Friedman
-    test every treatment is joined; with too few treatments the ranks alone are drawn.
+    Treatments joined by a bar are not significantly different under the post-hoc test named
+    in the title. Without a post-hoc test (Friedman not significant, or too few treatments or
+    groups) the mean ranks are drawn without bars and the title says why.
     """
     import matplotlib
 
@@ -172,15 +247,26 @@ def draw_cd_diagram(
     import scikit_posthocs
 
     ranks = result.table.set_index("treatment")["mean_rank"]
-    significance = result.pvalues.fillna(1.0)
-    height = 1.2 + 0.22 * len(ranks)
+    if result.posthoc_run:
+        significance = result.pvalues
+    else:
+        # scikit-posthocs draws a bar wherever p >= alpha; p = 0 everywhere draws none.
+        significance = pd.DataFrame(0.0, index=ranks.index, columns=ranks.index)
+        np.fill_diagonal(significance.values, 1.0)
+    height = 1.6 + 0.22 * len(ranks)
     fig, ax = plt.subplots(figsize=(8, height))
+    # The critical difference goes into the title: scikit-posthocs' CD ruler overlaps the rank
+    # axis labels.
     scikit_posthocs.critical_difference_diagram(
-        ranks, significance, ax=ax, alpha=alpha,
-        cd=None if np.isnan(result.critical_difference) else result.critical_difference,
-        label_props={"fontsize": 8},
-    )
-    ax.set_title(f"{title}\n{result.note}; {result.n_groups} groups (model × task); "
+        ranks, significance, ax=ax, alpha=alpha, label_props={"fontsize": 8})
+    if result.posthoc_run:
+        how = (f"bars join treatments the {POSTHOC_TESTS[result.posthoc]} test does not "
+               f"separate (alpha={alpha})")
+        if not np.isnan(result.critical_difference):
+            how += f"; CD = {result.critical_difference:.3g}"
+    else:
+        how = "no post-hoc test, so no bars"
+    ax.set_title(f"{title}\n{result.note}\n{how}\n{result.n_groups} groups (model × task); "
                  "mean rank, 1 = best", fontsize=9, pad=28)
     fig.tight_layout()
     # No creation date in PDFs, so that equal results give equal files.
@@ -209,3 +295,18 @@ def nc1_summary(nc1_rows: pd.DataFrame) -> pd.DataFrame:
     return nc1_rows.groupby(list(GROUP), sort=True).agg(
         nc1=("nc1", "mean"), nc1_std=("nc1", "std"), n_seeds=("seed", "size"),
         n_labels=("n_labels", "first")).reset_index()
+
+
+def gen_time_summary(gen_time: pd.DataFrame) -> pd.DataFrame:
+    """GEN wall time per (gen, k) across groups: within a group, the mean over seeds and
+    norm_pre; across groups, mean, median, min and max. Rows in the grid's GEN order, then k."""
+    from imprint.gen import GEN_METHODS
+
+    per_group = (gen_time.groupby([*GROUP, "gen", "k"], dropna=False)["gen_time_s"].mean()
+                 .reset_index())
+    summary = per_group.groupby(["gen", "k"], dropna=False)["gen_time_s"].agg(
+        mean_s="mean", median_s="median", min_s="min", max_s="max", n_groups="size"
+    ).reset_index()
+    order = summary["gen"].map({gen: index for index, gen in enumerate(GEN_METHODS)})
+    return (summary.assign(_order=order).sort_values(["_order", "k"], kind="stable")
+            .drop(columns="_order").reset_index(drop=True))

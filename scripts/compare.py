@@ -1,4 +1,4 @@
-"""Snakemake script of rule `comparison`: Friedman + Nemenyi, table and CD diagram."""
+"""Snakemake script of rule `comparison`: Friedman + post-hoc test, table and CD diagram."""
 
 from imprint.stages import logged, run_comparison
 
@@ -8,6 +8,7 @@ with logged(snakemake.log[0], snakemake.threads):
         snakemake.wildcards.comparison,
         snakemake.params.spec,
         snakemake.params.alpha,
+        snakemake.params.posthoc,
         snakemake.output.table,
         snakemake.output.diagram,
     )

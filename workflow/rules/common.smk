@@ -22,6 +22,7 @@ os.environ.update(
 
 from imprint.config import ConfigError, check_config, model_lambda, task_seeds, validate_config
 from imprint.datasets import dataset_source, train_labels_if_known
+from imprint.figures import figure_plan
 from imprint.models import model_source
 from imprint.stages import source_hash
 
@@ -45,6 +46,7 @@ ENV = "../../envs/imprint.yaml"
 MODELS = sorted(config["models"])
 TASKS = sorted(config["tasks"])
 COMPARISONS = sorted(config["comparisons"])
+FIGURE_PLAN = figure_plan(config)
 NAME = "[A-Za-z0-9][A-Za-z0-9_-]*"
 
 
@@ -109,13 +111,20 @@ def nc1_tables():
     return expand("results/nc1/{model}/{task}.csv", model=MODELS, task=TASKS)
 
 
+def comparison_posthoc(comparison):
+    """The comparison's own post-hoc test, else the one under 'statistics'."""
+    return config["comparisons"][comparison].get("posthoc", config["statistics"]["posthoc"])
+
+
 def final_outputs():
     return [
         "results/tables/imprinting.csv",
         "results/tables/gen_time.csv",
+        "results/tables/gen_time_summary.csv",
         "results/tables/summary.csv",
         "results/tables/nc1.csv",
         "results/tables/nc1_summary.csv",
         *expand("results/tables/{comparison}.csv", comparison=COMPARISONS),
         *expand("results/cd_diagrams/{comparison}.pdf", comparison=COMPARISONS),
+        *expand("results/figures/{figure}.{ext}", figure=FIGURE_PLAN, ext=["pdf", "png"]),
     ]

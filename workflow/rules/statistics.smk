@@ -2,6 +2,7 @@ localrules:
     collect_imprinting,
     collect_gen_time,
     collect_nc1,
+    gen_time_summary,
 
 
 rule collect_imprinting:
@@ -24,7 +25,12 @@ rule collect_gen_time:
     input:
         gen_time_tables(),
     output:
-        "results/tables/gen_time.csv",
+        report(
+            "results/tables/gen_time.csv",
+            caption="../report/gen_time.rst",
+            category="GEN time",
+            labels={"table": "gen_time"},
+        ),
     log:
         "results/logs/statistics/collect_gen_time.log",
     conda:
@@ -51,7 +57,12 @@ rule nc1_summary:
     input:
         "results/tables/nc1.csv",
     output:
-        "results/tables/nc1_summary.csv",
+        report(
+            "results/tables/nc1_summary.csv",
+            caption="../report/nc1_summary.rst",
+            category="Neural collapse",
+            labels={"table": "nc1_summary"},
+        ),
     params:
         code=source_hash("stats"),
     log:
@@ -67,7 +78,12 @@ rule summary:
     input:
         "results/tables/imprinting.csv",
     output:
-        "results/tables/summary.csv",
+        report(
+            "results/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="All configurations",
+            labels={"table": "summary"},
+        ),
     params:
         code=source_hash("stats", "grid"),
     log:
@@ -81,15 +97,28 @@ rule summary:
 
 
 rule comparison:
-    """Friedman + Nemenyi over (model, task) groups; a table and a CD diagram."""
+    """Friedman test over (model, task) groups, then Nemenyi or Wilcoxon-Holm; table + CD diagram."""
     input:
         "results/tables/imprinting.csv",
     output:
-        table="results/tables/{comparison}.csv",
-        diagram="results/cd_diagrams/{comparison}.pdf",
+        table=report(
+            "results/tables/{comparison}.csv",
+            caption="../report/comparison_table.rst",
+            category="Comparisons",
+            subcategory="{comparison}",
+            labels={"comparison": "{comparison}", "file": "table"},
+        ),
+        diagram=report(
+            "results/cd_diagrams/{comparison}.pdf",
+            caption="../report/cd_diagram.rst",
+            category="Comparisons",
+            subcategory="{comparison}",
+            labels={"comparison": "{comparison}", "file": "CD diagram"},
+        ),
     params:
         spec=lambda wc: config["comparisons"][wc.comparison],
         alpha=config["statistics"]["alpha"],
+        posthoc=lambda wc: comparison_posthoc(wc.comparison),
         code=source_hash("stats", "grid"),
     log:
         "results/logs/statistics/comparison_{comparison}.log",
@@ -99,3 +128,24 @@ rule comparison:
         mem_mb=4000,
     script:
         "../../scripts/compare.py"
+
+
+rule gen_time_summary:
+    """GEN wall time per (gen, k): mean, median, min and max across (model, task) groups."""
+    input:
+        "results/tables/gen_time.csv",
+    output:
+        report(
+            "results/tables/gen_time_summary.csv",
+            caption="../report/gen_time_summary.rst",
+            category="GEN time",
+            labels={"table": "gen_time_summary"},
+        ),
+    params:
+        code=source_hash("stats"),
+    log:
+        "results/logs/statistics/gen_time_summary.log",
+    conda:
+        ENV
+    script:
+        "../../scripts/summarize_gen_time.py"

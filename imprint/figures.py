@@ -1,0 +1,366 @@
+"""The paper's figures from the tidy result tables (matplotlib; PDF and PNG).
+
+Each ``plot_*`` function takes tables and returns a :class:`matplotlib.figure.Figure`;
+:func:`save_figure` writes it atomically. Where a figure picks "the best NORM", it picks, per
+panel and point, the NORM combination with the highest mean accuracy over seeds (the paper's
+"best NORM per row"), and the band is ± one standard deviation of that configuration over seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imprint.gen import GEN_METHODS
+from imprint.stats import GROUP
+
+NORMS = ["norm_pre", "norm_post", "norm_inf"]
+#: The few-shot figure's curves: k-means with these k, and GEN all ("k = n").
+FEW_SHOT_K = (1, 5, 20)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else repr(value)
+
+
+def few_shot_series(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Tasks that differ only in ``n_shot``, as series name -> tasks ordered by n (the task
+    without ``n_shot``, i.e. all train samples, last). Only series with an n-shot task and at
+    least two points; the name is that of the full task where there is one."""
+    groups: dict[tuple, list[str]] = {}
+    for name, spec in tasks.items():
+        key = tuple(_freeze(spec.get(field)) for field in
+                    ("dataset", "classes", "d_in_1", "n_labels"))
+        groups.setdefault(key, []).append(name)
+    series = {}
+    for names in groups.values():
+        shots = {name: tasks[name].get("n_shot", "all") for name in names}
+        if len(names) < 2 or all(n == "all" for n in shots.values()):
+            continue
+        ordered = sorted(names, key=lambda name: (shots[name] == "all", shots[name]
+                                                  if shots[name] != "all" else 0, name))
+        full = [name for name in ordered if shots[name] == "all"]
+        label = full[0] if full else f"{tasks[ordered[0]]['dataset']} ({ordered[0]}, ...)"
+        series[label] = ordered
+    return dict(sorted(series.items()))
+
+
+def d_in_1_series(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
+    """"d in 1" tasks that differ only in d, as series name -> tasks ordered by d (at least two
+    values of d). The name is the dataset's, with the shared label count."""
+    groups: dict[tuple, list[str]] = {}
+    for name, spec in tasks.items():
+        if "d_in_1" not in spec:
+            continue
+        key = tuple(_freeze(spec.get(field)) for field in
+                    ("dataset", "classes", "n_labels", "n_shot"))
+        groups.setdefault(key, []).append(name)
+    series = {}
+    for names in groups.values():
+        ordered = sorted(names, key=lambda name: (tasks[name]["d_in_1"], name))
+        if len({tasks[name]["d_in_1"] for name in names}) < 2:
+            continue
+        spec = tasks[ordered[0]]
+        label = spec["dataset"] + (f", {spec['n_labels']} labels" if "n_labels" in spec else "")
+        series[label] = ordered
+    return dict(sorted(series.items()))
+
+
+def figure_plan(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The figures a (validated) config can draw, each with the options of its plot function.
+
+    ``figures.models`` and ``figures.gen_vs_k_tasks`` choose panels (default: every model; every
+    task without n_shot or d_in_1). The few-shot and "d in 1" figures appear only where the
+    config has such task series; the accuracy figures need AGG max (and GEN kmeans) in the grid.
+    """
+    tasks = config["tasks"]
+    grid = config["imprinting"]
+    options = config.get("figures", {})
+    models = options.get("models") or sorted(config["models"])
+    plain = [task for task in sorted(tasks)
+             if "n_shot" not in tasks[task] and "d_in_1" not in tasks[task]]
+    full_data = [task for task in sorted(tasks) if "n_shot" not in tasks[task]]
+    plan: dict[str, dict[str, Any]] = {
+        # NC1 is measured on the full train split, so n-shot tasks would repeat their source
+        "nc1": {"models": models, "tasks": full_data or sorted(tasks)},
+        "gen_time": {},
+    }
+    if "max" not in grid["agg"]:
+        return plan
+    plan["gen_vs_k"] = {"models": models,
+                        "tasks": options.get("gen_vs_k_tasks") or plain or sorted(tasks)}
+    if "kmeans" not in grid["gen"]:
+        return plan
+    for name, series in (("few_shot", few_shot_series(tasks)),
+                         ("d_in_1", d_in_1_series(tasks))):
+        if series:
+            members = sorted({task for names in series.values() for task in names})
+            plan[name] = {"models": models, "series": series,
+                          "tasks": {task: dict(tasks[task]) for task in members}}
+    return dict(sorted(plan.items()))
+
+
+def best_norm(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Per ``keys``: mean and std over seeds of the NORM combination with the best mean."""
+    per_norm = (results.groupby([*keys, *NORMS], dropna=False, sort=True)["accuracy"]
+                .agg(mean="mean", std="std", n_seeds="size").reset_index())
+    best = per_norm.loc[per_norm.groupby(list(keys), dropna=False, sort=True)["mean"].idxmax()]
+    return best.assign(std=best["std"].fillna(0.0)).reset_index(drop=True)
+
+
+def _gen_colours(gens: Sequence[str]) -> dict[str, Any]:
+    plt = _pyplot()
+    cycle = plt.get_cmap("tab10").colors
+    return {gen: cycle[GEN_METHODS.index(gen) % len(cycle)] for gen in gens}
+
+
+def _grid(rows: int, cols: int, width: float = 3.3, height: float = 2.7):
+    plt = _pyplot()
+    # at least 7 inches wide, so that the title and the shared legend fit
+    fig, axes = plt.subplots(rows, cols, figsize=(max(7.0, width * cols), height * rows + 0.9),
+                             squeeze=False, layout="constrained")
+    return fig, axes
+
+
+def _k_axis(ax, ks: Sequence[int]) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(list(ks), [str(k) for k in ks])
+    ax.minorticks_off()
+
+
+def plot_gen_vs_k(results: pd.DataFrame, models: Sequence[str], tasks: Sequence[str]
+                  ) -> Any:
+    """Accuracy against k for every GEN method (best NORM, AGG max), one panel per model and
+    task; methods without k (all, mean, ls) as horizontal lines."""
+    selected = results[(results["agg"] == "max") & results["model"].isin(models)
+                       & results["task"].isin(tasks)]
+    if selected.empty:
+        raise ValueError("no AGG max results for the models and tasks of the GEN vs k figure")
+    curves = best_norm(selected, [*GROUP, "gen", "k"])
+    gens = [gen for gen in GEN_METHODS if gen in set(curves["gen"])]
+    colours = _gen_colours(gens)
+    ks = sorted(curves["k"].dropna().unique())
+    fig, axes = _grid(len(models), len(tasks))
+    for row, model in enumerate(models):
+        for col, task in enumerate(tasks):
+            ax = axes[row, col]
+            panel = curves[(curves["model"] == model) & (curves["task"] == task)]
+            for gen in gens:
+                line = panel[panel["gen"] == gen].sort_values("k")
+                if line.empty:
+                    continue
+                if line["k"].isna().all():  # no k: the same value at every k
+                    mean, std = float(line["mean"].iloc[0]), float(line["std"].iloc[0])
+                    ax.axhline(mean, color=colours[gen], linestyle="--", linewidth=1.2,
+                               label=gen)
+                    ax.axhspan(mean - std, mean + std, color=colours[gen], alpha=0.12)
+                else:
+                    k = line["k"].astype(float)
+                    ax.plot(k, line["mean"], marker="o", markersize=3, color=colours[gen],
+                            label=gen)
+                    ax.fill_between(k, line["mean"] - line["std"], line["mean"] + line["std"],
+                                    color=colours[gen], alpha=0.15, linewidth=0)
+            if ks:
+                _k_axis(ax, [int(k) for k in ks])
+            ax.set_title(f"{model} / {task}", fontsize=9)
+            ax.set_xlabel("k (proxies per class)")
+            ax.set_ylabel("test accuracy")
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3 * len(tasks)),
+               fontsize=8, title="GEN (dashed: no k)", title_fontsize=8)
+    fig.suptitle("GEN vs k: accuracy (mean ± std over seeds), best NORM per point, AGG max",
+                 fontsize=10)
+    return fig
+
+
+def _per_class_samples(nc1: pd.DataFrame, task: str) -> float:
+    rows = nc1[nc1["task"] == task]
+    return float((rows["n_samples"] / rows["n_labels"]).mean())
+
+
+def plot_few_shot(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
+                  series: Mapping[str, Sequence[str]], tasks: Mapping[str, Mapping[str, Any]]
+                  ) -> Any:
+    """Accuracy against n (train samples per label) for k-means with k in FEW_SHOT_K and for
+    GEN all ("k = n"), best NORM, AGG max; one panel per model and series. The task with all
+    samples sits at its mean samples per label (from the NC1 table, which counts them)."""
+    selected = results[(results["agg"] == "max") & results["model"].isin(models)]
+    curves = best_norm(selected, [*GROUP, "gen", "k"])
+    lines = [(f"k-means k={k}" + (" (= mean)" if k == 1 else ""), "kmeans", k)
+             for k in FEW_SHOT_K]
+    lines.append(("k = n (all)", "all", None))
+    colours = _pyplot().get_cmap("viridis")(np.linspace(0, 0.9, len(lines)))
+    fig, axes = _grid(len(models), len(series), width=3.8)
+    for col, (name, members) in enumerate(series.items()):
+        n = {task: (tasks[task]["n_shot"] if tasks[task].get("n_shot", "all") != "all"
+                    else _per_class_samples(nc1, task)) for task in members}
+        for row, model in enumerate(models):
+            ax = axes[row, col]
+            panel = curves[(curves["model"] == model) & curves["task"].isin(members)]
+            for (label, gen, k), colour in zip(lines, colours):
+                line = panel[(panel["gen"] == gen)
+                             & (panel["k"].isna() if k is None else panel["k"] == k)]
+                if line.empty:
+                    continue
+                x = line["task"].map(n).astype(float)
+                order = np.argsort(x.to_numpy())
+                x, mean, std = (x.to_numpy()[order], line["mean"].to_numpy()[order],
+                                line["std"].to_numpy()[order])
+                ax.plot(x, mean, marker="o", markersize=3, color=colour, label=label)
+                ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15,
+                                linewidth=0)
+            ticks = sorted(n.values())
+            ax.set_xscale("log")
+            ax.set_xticks(ticks, [str(int(t)) if tasks[task].get("n_shot", "all") != "all"
+                                  else f"all\n(≈{t:.0f})"
+                                  for t, task in sorted(zip(n.values(), n.keys()))])
+            ax.minorticks_off()
+            ax.set_title(f"{model} / {name}", fontsize=9)
+            ax.set_xlabel("n (train samples per label)")
+            ax.set_ylabel("test accuracy")
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
+    fig.suptitle("Few-shot: accuracy (mean ± std over seeds) against n,\nbest NORM, AGG max",
+                 fontsize=10)
+    return fig
+
+
+def plot_nc1(nc1: pd.DataFrame, models: Sequence[str], tasks: Sequence[str]) -> Any:
+    """NC1 per task (bars per model; mean over seeds, error bars ± std), log scale: lower means
+    more collapsed classes in the FM's embedding."""
+    plt = _pyplot()
+    summary = (nc1[nc1["model"].isin(models) & nc1["task"].isin(tasks)]
+               .groupby(list(GROUP))["nc1"].agg(["mean", "std"]).fillna({"std": 0.0}))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(tasks) * len(models) + 1.5), 3.8),
+                           layout="constrained")
+    width = 0.8 / len(models)
+    x = np.arange(len(tasks))
+    for index, model in enumerate(models):
+        values = summary.reindex([(model, task) for task in tasks])
+        ax.bar(x + (index - (len(models) - 1) / 2) * width, values["mean"], width,
+               yerr=values["std"], capsize=2, label=model)
+    ax.set_xticks(x, tasks, rotation=45 if len(tasks) > 6 else 0, ha="right"
+                  if len(tasks) > 6 else "center", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("NC1 = tr(Σ_W Σ_B⁺) / C")
+    ax.set_xlabel("task (full train split)")
+    ax.legend(title="model", fontsize=8, title_fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("Neural collapse NC1 per task and model (mean ± std over seeds; lower = more "
+                 "collapsed)", fontsize=10)
+    return fig
+
+
+def plot_d_in_1(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
+                series: Mapping[str, Sequence[str]], tasks: Mapping[str, Mapping[str, Any]]
+                ) -> Any:
+    """Per model and "d in 1" series: accuracy against k for k-means (best NORM, AGG max), one
+    line per d with a dotted marker at k = d; alongside, NC1 against d."""
+    plt = _pyplot()
+    selected = results[(results["agg"] == "max") & (results["gen"] == "kmeans")
+                       & results["model"].isin(models)]
+    if selected.empty:
+        raise ValueError("the d-in-1 figure needs GEN kmeans with AGG max in the grid")
+    curves = best_norm(selected, [*GROUP, "k"])
+    ks = sorted(int(k) for k in curves["k"].dropna().unique())
+    rows = [(model, name, members) for model in models for name, members in series.items()]
+    fig, axes = _grid(len(rows), 2, width=4.2, height=2.9)
+    for row, (model, name, members) in enumerate(rows):
+        ds = {task: tasks[task]["d_in_1"] for task in members}
+        colours = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(members)))
+        nc1_rows = nc1[(nc1["model"] == model) & nc1["task"].isin(members)]
+        nc1_by_task = nc1_rows.groupby("task")["nc1"].agg(["mean", "std"]).fillna(0.0)
+        ax = axes[row, 0]
+        for task, colour in zip(members, colours):
+            line = curves[(curves["model"] == model) & (curves["task"] == task)].sort_values("k")
+            if line.empty:
+                continue
+            label = f"d={ds[task]}"
+            if task in nc1_by_task.index:
+                label += f" (NC1 {nc1_by_task.loc[task, 'mean']:.2g})"
+            k = line["k"].astype(float)
+            ax.plot(k, line["mean"], marker="o", markersize=3, color=colour, label=label)
+            ax.fill_between(k, line["mean"] - line["std"], line["mean"] + line["std"],
+                            color=colour, alpha=0.15, linewidth=0)
+            ax.axvline(ds[task], color=colour, linestyle=":", linewidth=1)
+        _k_axis(ax, ks)
+        ax.set_title(f"{model} / {name}: accuracy vs k (dotted: k = d)", fontsize=9)
+        ax.set_xlabel("k (k-means proxies per label)")
+        ax.set_ylabel("test accuracy")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+
+        ax = axes[row, 1]
+        d = [ds[task] for task in members if task in nc1_by_task.index]
+        values = nc1_by_task.reindex([task for task in members if task in nc1_by_task.index])
+        ax.errorbar(d, values["mean"], yerr=values["std"], marker="o", capsize=3)
+        ax.set_xticks(sorted(set(d)))
+        ax.set_title(f"{model} / {name}: NC1 vs d", fontsize=9)
+        ax.set_xlabel("d (classes merged into one label)")
+        ax.set_ylabel("NC1 (mean ± std over seeds)")
+        ax.grid(alpha=0.3)
+    fig.suptitle('"d in 1" tasks: accuracy peaks near k = d as NC1 grows with d', fontsize=10)
+    return fig
+
+
+def plot_gen_time(summary: pd.DataFrame) -> Any:
+    """GEN wall time per method and k across groups: bar = median, whiskers = min..max,
+    diamond = mean (log scale)."""
+    plt = _pyplot()
+    summary = summary.iloc[::-1]  # first row on top
+    labels = [gen if pd.isna(k) else f"{gen} k={int(k)}"
+              for gen, k in zip(summary["gen"], summary["k"])]
+    colours = _gen_colours(list(summary["gen"].unique()))
+    y = np.arange(len(summary))
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.22 * len(summary)), layout="constrained")
+    median = summary["median_s"].to_numpy()
+    ax.barh(y, median, color=[colours[gen] for gen in summary["gen"]], alpha=0.8)
+    ax.errorbar(median, y, xerr=[median - summary["min_s"], summary["max_s"] - median],
+                fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+    ax.scatter(summary["mean_s"], y, marker="D", color="black", s=12, zorder=3, label="mean")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("GEN wall time for all classes of a task (s)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    n_groups = int(summary["n_groups"].max())
+    ax.set_title(f"GEN time per method across {n_groups} groups (model × task):\n"
+                 "median (bar), min–max (whiskers), mean (◆)", fontsize=9)
+    return fig
+
+
+#: figure name -> (plot function, the tables it reads: argument name -> results/tables/ file)
+FIGURES = {
+    "gen_vs_k": (plot_gen_vs_k, {"results": "imprinting"}),
+    "few_shot": (plot_few_shot, {"results": "imprinting", "nc1": "nc1"}),
+    "nc1": (plot_nc1, {"nc1": "nc1"}),
+    "d_in_1": (plot_d_in_1, {"results": "imprinting", "nc1": "nc1"}),
+    "gen_time": (plot_gen_time, {"summary": "gen_time_summary"}),
+}
+
+
+def save_figure(fig: Any, pdf: str, png: str, dpi: int = 150) -> None:
+    """Write ``fig`` as PDF (no creation date, so equal figures give equal files) and PNG,
+    each atomically."""
+    from imprint.io import atomic_path
+
+    with atomic_path(pdf) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None})
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    _pyplot().close(fig)
+
