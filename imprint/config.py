@@ -18,7 +18,6 @@ from imprint.grid import FACTORS
 from imprint.models import model_source
 from imprint.tasks import label_map, task_classes
 
-
 #: Tables in results/tables/ that a comparison (results/tables/<name>.csv) must not overwrite.
 RESERVED_TABLES = frozenset({"imprinting", "summary", "nc1", "nc1_summary", "gen_time",
                              "gen_time_summary"})
@@ -101,6 +100,10 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
         if unknown:
             _fail(_key_path([*error.absolute_path, unknown[0]]),
                   f"unknown key; allowed here: {allowed}")
+    alternatives = error.schema.get(error.validator) if error.validator == "oneOf" else None
+    if alternatives and all(set(option) == {"required"} for option in alternatives):
+        keys = [key for option in alternatives for key in option["required"]]
+        _fail(_key_path(error.absolute_path), f"needs exactly one of the keys {keys}")
     _fail(_key_path(error.absolute_path), error.message)
 
 

@@ -22,7 +22,8 @@ NORMS = ["norm_pre", "norm_post", "norm_inf"]
 FEW_SHOT_K = (1, 5, 20)
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend: jobs have no display."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,13 +122,13 @@ def best_norm(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 
 def _gen_colours(gens: Sequence[str]) -> dict[str, Any]:
-    plt = _pyplot()
+    plt = pyplot()
     cycle = plt.get_cmap("tab10").colors
     return {gen: cycle[GEN_METHODS.index(gen) % len(cycle)] for gen in gens}
 
 
 def _grid(rows: int, cols: int, width: float = 3.3, height: float = 2.7):
-    plt = _pyplot()
+    plt = pyplot()
     # at least 7 inches wide, so that the title and the shared legend fit
     fig, axes = plt.subplots(rows, cols, figsize=(max(7.0, width * cols), height * rows + 0.9),
                              squeeze=False, layout="constrained")
@@ -202,7 +203,7 @@ def plot_few_shot(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str
     lines = [(f"k-means k={k}" + (" (= mean)" if k == 1 else ""), "kmeans", k)
              for k in FEW_SHOT_K]
     lines.append(("k = n (all)", "all", None))
-    colours = _pyplot().get_cmap("viridis")(np.linspace(0, 0.9, len(lines)))
+    colours = pyplot().get_cmap("viridis")(np.linspace(0, 0.9, len(lines)))
     fig, axes = _grid(len(models), len(series), width=3.8)
     for col, (name, members) in enumerate(series.items()):
         n = {task: (tasks[task]["n_shot"] if tasks[task].get("n_shot", "all") != "all"
@@ -242,7 +243,7 @@ def plot_few_shot(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str
 def plot_nc1(nc1: pd.DataFrame, models: Sequence[str], tasks: Sequence[str]) -> Any:
     """NC1 per task (bars per model; mean over seeds, error bars ± std), log scale: lower means
     more collapsed classes in the FM's embedding."""
-    plt = _pyplot()
+    plt = pyplot()
     summary = (nc1[nc1["model"].isin(models) & nc1["task"].isin(tasks)]
                .groupby(list(GROUP))["nc1"].agg(["mean", "std"]).fillna({"std": 0.0}))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(tasks) * len(models) + 1.5), 3.8),
@@ -270,7 +271,7 @@ def plot_d_in_1(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
                 ) -> Any:
     """Per model and "d in 1" series: accuracy against k for k-means (best NORM, AGG max), one
     line per d with a dotted marker at k = d; alongside, NC1 against d."""
-    plt = _pyplot()
+    plt = pyplot()
     selected = results[(results["agg"] == "max") & (results["gen"] == "kmeans")
                        & results["model"].isin(models)]
     if selected.empty:
@@ -313,14 +314,15 @@ def plot_d_in_1(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
         ax.set_xlabel("d (classes merged into one label)")
         ax.set_ylabel("NC1 (mean ± std over seeds)")
         ax.grid(alpha=0.3)
-    fig.suptitle('"d in 1" tasks: accuracy peaks near k = d as NC1 grows with d', fontsize=10)
+    fig.suptitle('"d in 1" tasks: accuracy against k (dotted: k = d), NC1 against d',
+                 fontsize=10)
     return fig
 
 
 def plot_gen_time(summary: pd.DataFrame) -> Any:
     """GEN wall time per method and k across groups: bar = median, whiskers = min..max,
     diamond = mean (log scale)."""
-    plt = _pyplot()
+    plt = pyplot()
     summary = summary.iloc[::-1]  # first row on top
     labels = [gen if pd.isna(k) else f"{gen} k={int(k)}"
               for gen, k in zip(summary["gen"], summary["k"])]
@@ -362,5 +364,5 @@ def save_figure(fig: Any, pdf: str, png: str, dpi: int = 150) -> None:
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None})
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import kmedoids
 import numpy as np
 import scipy.linalg
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import pairwise_distances
+
+# scikit-learn and kmedoids are imported where they are used: importing them takes about a
+# second, which every statistics and figure job would pay only for GEN_METHODS. Whoever times
+# GEN calls import_backends() first.
 
 GEN_METHODS = ("all", "random", "mean", "kmeans", "kmedoids", "covmax", "fps", "ls", "kls")
 #: GEN methods whose number of proxies per class is set by ``k``; the others ignore it.
@@ -46,9 +46,19 @@ def kmeans_split(x: np.ndarray, k: int, seed: int) -> KMeansSplit:
     if n <= k:
         return KMeansSplit(centers=x.copy(), assignment=np.arange(n))
     with warnings.catch_warnings():
+        from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
+
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(x)
     return KMeansSplit(centers=model.cluster_centers_.astype(x.dtype), assignment=model.labels_)
+
+
+def import_backends() -> None:
+    """Import the libraries GEN uses now, so that GEN timings do not include their import."""
+    import kmedoids
+    import sklearn.cluster
+    import sklearn.metrics
 
 
 def covariance_scores(x: np.ndarray) -> np.ndarray:
@@ -105,6 +115,9 @@ def _select_indices(x: np.ndarray, gen: str, k: int, seed: int) -> np.ndarray:
     if gen == "fps":
         return farthest_point_sampling(x, k, rng)
     if gen == "kmedoids":
+        import kmedoids
+        from sklearn.metrics import pairwise_distances
+
         dissimilarity = pairwise_distances(x)
         result = kmedoids.fasterpam(dissimilarity, k, init="build", random_state=seed, n_cpu=1)
         return np.sort(np.asarray(result.medoids))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from imprint.agg import predict_variants
-from imprint.gen import K_METHODS, class_seed, generate_proxies, kmeans_split
+from imprint.gen import K_METHODS, class_seed, generate_proxies, import_backends, kmeans_split
 from imprint.norm import normalize_embeddings, normalize_proxies
 
 #: Columns of a result table, factors first. Deterministic for a fixed seed.
@@ -43,7 +43,7 @@ class Grid:
     ls_lambda: float = 1e-4
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], ls_lambda: float) -> "Grid":
+    def from_config(cls, section: Mapping[str, Any], ls_lambda: float) -> Grid:
         keys = ("gen", "k", "norm_pre", "norm_post", "norm_inf", "agg", "m")
         return cls(**{key: tuple(section[key]) for key in keys}, ls_lambda=ls_lambda)
 
@@ -77,6 +77,7 @@ def run_grid(
     fitting :class:`imprint.ImprintingClassifier` with ``random_state=seed`` for each
     configuration, but work is shared (see the module docstring).
     """
+    import_backends()
     train_x = np.asarray(train_x, dtype=np.float64)
     test_x = np.asarray(test_x, dtype=np.float64)
     n_classes = int(train_y.max()) + 1

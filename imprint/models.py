@@ -38,9 +38,13 @@ class ModelSource(Protocol):
 
 def to_tensor(image):
     """A PIL image as a float CHW tensor in [0, 1]; tensors pass through."""
+    if hasattr(image, "dim"):
+        return image
+    # Imported for PIL images only: importing torchvision takes seconds (it loads torch._dynamo),
+    # a cost every offline-default job on tensor images would pay for nothing.
     from torchvision.transforms.functional import to_tensor as pil_to_tensor
 
-    return image if hasattr(image, "dim") else pil_to_tensor(image)
+    return pil_to_tensor(image)
 
 
 def to_rgb(image):

@@ -230,15 +230,15 @@ def run_comparison(
     alpha: float,
     posthoc: str,
     out_table: str,
-    out_diagram: str,
+    out_pdf: str,
+    out_png: str,
 ) -> None:
-    from imprint.io import atomic_path
-    from imprint.stats import compare, comparison_matrix, comparison_table, draw_cd_diagram
+    from imprint.figures import save_figure
+    from imprint.stats import cd_diagram, compare, comparison_matrix, comparison_table
 
     matrix = comparison_matrix(read_table(results_table), name, spec)
     result = compare(matrix, alpha, posthoc)
     log.info("comparison %s: %s", name, result.note)
     write_table(comparison_table(result), out_table)
-    with atomic_path(out_diagram) as tmp:
-        draw_cd_diagram(result, spec.get("title", name), tmp, alpha,
-                        file_format=Path(out_diagram).suffix.lstrip("."))
+    fig, _ = cd_diagram(result, spec.get("title", name), alpha)
+    save_figure(fig, out_pdf, out_png)

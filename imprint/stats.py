@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from imprint.grid import FACTORS
 
@@ -118,7 +117,11 @@ def comparison_matrix(results: pd.DataFrame, name: str, spec: Mapping[str, Any])
     matrix = best.unstack("treatment")
     if "configurations" in spec:
         matrix = matrix[list(spec["configurations"])]  # the config's order, not alphabetical
-    return matrix.dropna(axis=0, how="any")
+    complete = matrix.dropna(axis=0, how="any")
+    if complete.empty:
+        raise ValueError(f"comparison {name!r}: no group (model × task) has results for every "
+                         f"treatment ({', '.join(map(str, matrix.columns))})")
+    return complete
 
 
 #: Post-hoc tests after a significant Friedman test, by config name -> name shown on figures.
@@ -148,6 +151,8 @@ def average_ranks(matrix: pd.DataFrame) -> pd.Series:
 
 def nemenyi_critical_difference(n_treatments: int, n_groups: int, alpha: float) -> float:
     """Demšar's (2006) critical difference of mean ranks for the Nemenyi test."""
+    import scipy.stats  # here, not at the top: figure jobs import this module for GROUP only
+
     q = scipy.stats.studentized_range.ppf(1 - alpha, n_treatments, np.inf) / np.sqrt(2)
     return float(q * np.sqrt(n_treatments * (n_treatments + 1) / (6 * n_groups)))
 
@@ -174,6 +179,7 @@ def compare(matrix: pd.DataFrame, alpha: float = 0.05, posthoc: str = "nemenyi"
             ) -> ComparisonResult:
     """Friedman test over the groups, then the chosen post-hoc test if it is significant."""
     import scikit_posthocs
+    import scipy.stats
 
     if posthoc not in POSTHOC_TESTS:
         raise ValueError(f"unknown post-hoc test {posthoc!r}; known: {sorted(POSTHOC_TESTS)}")
@@ -227,37 +233,31 @@ def comparison_table(result: ComparisonResult) -> pd.DataFrame:
     return pd.concat([table, pvalues], axis=1)
 
 
-def draw_cd_diagram(
-    result: ComparisonResult,
-    title: str,
-    path,
-    alpha: float = 0.05,
-    file_format: str | None = None,
-) -> None:
-    """Critical-difference diagram (scikit-posthocs) of a comparison, saved to ``path``.
+def cd_diagram(result: ComparisonResult, title: str, alpha: float = 0.05
+               ) -> tuple[Any, dict[str, list[Any]]]:
+    """Critical-difference diagram (scikit-posthocs) of a comparison: the matplotlib figure and
+    scikit-posthocs' artists (markers, elbows, labels, crossbars).
 
     Treatments joined by a bar are not significantly different under the post-hoc test named
     in the title. Without a post-hoc test (Friedman not significant, or too few treatments or
     groups) the mean ranks are drawn without bars and the title says why.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import scikit_posthocs
 
+    from imprint.figures import pyplot
+
+    plt = pyplot()
     ranks = result.table.set_index("treatment")["mean_rank"]
     if result.posthoc_run:
         significance = result.pvalues
     else:
-        # scikit-posthocs draws a bar wherever p >= alpha; p = 0 everywhere draws none.
-        significance = pd.DataFrame(0.0, index=ranks.index, columns=ranks.index)
-        np.fill_diagonal(significance.values, 1.0)
+        # scikit-posthocs draws a bar wherever p >= alpha; p = 0 off the diagonal draws none.
+        significance = pd.DataFrame(np.eye(len(ranks)), index=ranks.index, columns=ranks.index)
     height = 1.6 + 0.22 * len(ranks)
     fig, ax = plt.subplots(figsize=(8, height))
     # The critical difference goes into the title: scikit-posthocs' CD ruler overlaps the rank
     # axis labels.
-    scikit_posthocs.critical_difference_diagram(
+    artists = scikit_posthocs.critical_difference_diagram(
         ranks, significance, ax=ax, alpha=alpha, label_props={"fontsize": 8})
     if result.posthoc_run:
         how = (f"bars join treatments the {POSTHOC_TESTS[result.posthoc]} test does not "
@@ -269,10 +269,7 @@ def draw_cd_diagram(
     ax.set_title(f"{title}\n{result.note}\n{how}\n{result.n_groups} groups (model × task); "
                  "mean rank, 1 = best", fontsize=9, pad=28)
     fig.tight_layout()
-    # No creation date in PDFs, so that equal results give equal files.
-    metadata = {"CreationDate": None} if (file_format or str(path)).endswith("pdf") else None
-    fig.savefig(path, format=file_format, metadata=metadata)
-    plt.close(fig)
+    return fig, artists
 
 
 def configuration_summary(results: pd.DataFrame) -> pd.DataFrame:

@@ -10,5 +10,6 @@ with logged(snakemake.log[0], snakemake.threads):
         snakemake.params.alpha,
         snakemake.params.posthoc,
         snakemake.output.table,
-        snakemake.output.diagram,
+        snakemake.output.pdf,
+        snakemake.output.png,
     )

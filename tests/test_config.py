@@ -87,6 +87,37 @@ BAD_CONFIGS = {
         "'comparisons.norm': factor 'agg' has 2 levels"),
     "comparison with a reserved name": (setter(["comparisons", "summary"], {"factors": ["gen"]}),
                                         "'comparisons.summary'"),
+    "comparison named like the GEN time table": (
+        setter(["comparisons", "gen_time"], {"factors": ["gen"]}), "'comparisons.gen_time'"),
+    "comparison with both factors and configurations": (
+        setter(["comparisons", "norm", "configurations"],
+               {"a": {"gen": "mean"}, "b": {"gen": "ls"}}),
+        "'comparisons.norm': needs exactly one of the keys ['factors', 'configurations']"),
+    "comparison with neither factors nor configurations": (
+        setter(["comparisons", "norm"], {"title": "x"}),
+        "'comparisons.norm': needs exactly one of the keys ['factors', 'configurations']"),
+    "named configuration outside the grid": (
+        setter(["comparisons", "methods"], {"configurations": {
+            "a": {"gen": "fps", "agg": "max", "norm_post": "l2"},
+            "b": {"gen": "mean", "agg": "max", "norm_post": "l2"}}}),
+        "'comparisons.methods.configurations.a.gen': none of ['fps']"),
+    "named configuration leaving a factor open": (
+        setter(["comparisons", "methods"], {"configurations": {
+            "a": {"gen": "mean", "agg": "max"},
+            "b": {"gen": "mean", "agg": "max", "norm_post": "l2"}}}),
+        ("'comparisons.methods': factor 'norm_post' has 2 levels in the grid but configuration "
+         "'a' neither")),
+    "a single named configuration": (
+        setter(["comparisons", "methods"], {"configurations": {"a": {"gen": "mean"}}}),
+        "'comparisons.methods.configurations'"),
+    "comparison over an unknown task": (setter(["comparisons", "norm", "tasks"], ["nope"]),
+                                        "'comparisons.norm.tasks': ['nope'] are not defined"),
+    "unknown post-hoc test": (setter(["statistics"], {"posthoc": "tukey"}),
+                              "'statistics.posthoc'"),
+    "unknown post-hoc test of one comparison": (
+        setter(["comparisons", "norm", "posthoc"], "dunn"), "'comparisons.norm.posthoc'"),
+    "figure of an unknown model": (setter(["figures"], {"models": ["vit"]}),
+                                   "'figures.models': ['vit'] are not defined"),
     "lambda for an unknown model": (setter(["imprinting", "ls_lambda_per_model"], {"vit": 0.1}),
                                     "'imprinting.ls_lambda_per_model.vit'"),
     "alpha out of range": (setter(["statistics"], {"alpha": 1.5}), "'statistics.alpha'"),

@@ -56,6 +56,8 @@ def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_pa
         "--jobs", "4", "--set-threads", "embeddings=1", "model=1",
         "--group-components", "imprinting=2", "nc1=2",
         "--default-resources", "mem_mb=1000", "runtime=10", "--latency-wait", "5",
+        # what the stages up to one comparison submit; summaries and figures add only latency
+        "results/tables/imprinting.csv", "results/tables/nc1.csv", "results/cd_diagrams/gen.pdf",
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     output = result.stdout + result.stderr

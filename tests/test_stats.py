@@ -3,15 +3,24 @@ import pandas as pd
 import pytest
 import scikit_posthocs
 import scipy.stats
+from statsmodels.stats.multitest import multipletests
 
 from imprint.stats import (
     average_ranks,
+    cd_diagram,
     compare,
     comparison_matrix,
+    comparison_table,
     configuration_summary,
+    gen_time_summary,
     nemenyi_critical_difference,
     treatment_label,
+    wilcoxon_holm,
 )
+
+# Four groups that rank three treatments the same way: a first, b second, c third.
+CONSISTENT = pd.DataFrame([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4], [0.95, 0.9, 0.1], [0.7, 0.6, 0.5]],
+                          columns=list("abc"))
 
 
 def test_average_ranks_by_hand_with_ties():
@@ -40,11 +49,90 @@ def test_friedman_and_nemenyi_agree_with_scipy_and_scikit_posthocs():
     np.testing.assert_allclose(table.loc[list("abcd"), "mean_rank"], average_ranks(matrix))
 
 
+def test_friedman_and_nemenyi_by_hand():
+    # Rank sums R = (4, 8, 12), N = 4 groups, k = 3 treatments:
+    # chi2_F = 12 / (N k (k+1)) * sum(R^2) - 3 N (k+1) = 12/48 * 224 - 48 = 8, and with two
+    # degrees of freedom p = exp(-chi2/2) = exp(-4).
+    result = compare(CONSISTENT)
+    assert result.friedman_statistic == pytest.approx(8.0)
+    assert result.friedman_pvalue == pytest.approx(np.exp(-4.0))
+    assert list(result.table["mean_rank"]) == [1.0, 2.0, 3.0]
+    # Nemenyi: |R_i - R_j| / N over sqrt(k(k+1)/(6N)) = 1/sqrt(1/2) per rank step; the
+    # studentized range statistic is that times sqrt(2), i.e. 2 for one step, 4 for two.
+    expected = {("a", "b"): 2.0, ("b", "c"): 2.0, ("a", "c"): 4.0}
+    for (first, second), q in expected.items():
+        p = scipy.stats.studentized_range.sf(q, 3, np.inf)
+        assert result.pvalues.loc[first, second] == pytest.approx(p, rel=1e-6)
+    assert result.pvalues.loc["a", "c"] < 0.05 < result.pvalues.loc["a", "b"]
+    assert result.posthoc_run and "Nemenyi" in result.note
+
+
+def test_wilcoxon_holm_agrees_with_scipy_and_holm_by_hand():
+    rng = np.random.default_rng(1)
+    matrix = pd.DataFrame(rng.random((12, 4)) + [0, 0.05, 0.3, 0.6], columns=list("abcd"))
+    pvalues = wilcoxon_holm(matrix)
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    raw = np.array([scipy.stats.wilcoxon(matrix.iloc[:, i], matrix.iloc[:, j],
+                                         zero_method="pratt").pvalue for i, j in pairs])
+    # Holm by hand: the i-th smallest of m p-values is multiplied by (m - i), then made
+    # monotone (a running maximum) and capped at 1.
+    order = np.argsort(raw)
+    adjusted = np.empty_like(raw)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, (len(raw) - rank) * raw[index])
+        adjusted[index] = min(1.0, running)
+    np.testing.assert_allclose(adjusted, multipletests(raw, method="holm")[1])
+    for (i, j), expected in zip(pairs, adjusted):
+        assert pvalues.iloc[i, j] == pytest.approx(expected)
+        assert pvalues.iloc[j, i] == pytest.approx(expected)
+    assert (np.diag(pvalues) == 1).all()
+
+
+def test_wilcoxon_holm_is_the_post_hoc_test_on_request():
+    rng = np.random.default_rng(0)
+    matrix = pd.DataFrame(rng.random((15, 4)) + [0, 0.1, 0.5, 0.6], columns=list("abcd"))
+    result = compare(matrix, posthoc="wilcoxon_holm")
+    assert result.posthoc_run and "Wilcoxon signed-rank + Holm" in result.note
+    np.testing.assert_allclose(result.pvalues.to_numpy(), wilcoxon_holm(matrix).to_numpy())
+    assert np.isnan(result.critical_difference)  # a CD belongs to Nemenyi only
+    table = comparison_table(result)
+    assert set(table["posthoc_test"]) == {"Wilcoxon signed-rank + Holm"}
+    with pytest.raises(ValueError, match="unknown post-hoc test 'tukey'"):
+        compare(matrix, posthoc="tukey")
+
+
+def test_identical_treatments_get_p_one_under_wilcoxon():
+    matrix = pd.DataFrame({"a": [0.1, 0.5, 0.9, 0.3], "b": [0.1, 0.5, 0.9, 0.3],
+                           "c": [0.2, 0.6, 0.95, 0.4]})
+    pvalues = wilcoxon_holm(matrix)
+    assert pvalues.loc["a", "b"] == 1.0
+
+
 def test_non_significant_friedman_runs_no_post_hoc():
     matrix = pd.DataFrame([[1, 2, 3], [3, 2, 1], [2, 3, 1], [1, 3, 2]], columns=list("abc"))
-    result = compare(matrix)
-    assert result.friedman_pvalue >= 0.05
-    assert "not significant" in result.note and result.pvalues.isna().all().all()
+    for posthoc in ("nemenyi", "wilcoxon_holm"):
+        result = compare(matrix, posthoc=posthoc)
+        assert result.friedman_pvalue >= 0.05 and not result.posthoc_run
+        assert "not significant" in result.note and result.pvalues.isna().all().all()
+        assert set(comparison_table(result)["posthoc_test"]) == {"none"}
+
+
+def test_cd_diagram_draws_bars_only_after_a_significant_friedman_test():
+    # b and c tie in every group, a is always best: significant, b and c joined by a bar.
+    significant = compare(pd.DataFrame({"a": [0.9, 0.8, 0.7, 0.9, 0.8, 0.9, 0.7, 0.8],
+                                        "b": [0.5, 0.4, 0.3, 0.5, 0.4, 0.5, 0.3, 0.4],
+                                        "c": [0.5, 0.4, 0.3, 0.5, 0.4, 0.5, 0.3, 0.4]}))
+    assert significant.posthoc_run
+    _, artists = cd_diagram(significant, "t")
+    assert len(artists["crossbars"]) >= 1 and len(artists["markers"]) == 3
+    not_significant = compare(pd.DataFrame([[1, 2, 3], [3, 2, 1], [2, 3, 1], [1, 3, 2]],
+                                           columns=list("abc")))
+    fig, artists = cd_diagram(not_significant, "t")
+    assert artists["crossbars"] == [] and len(artists["markers"]) == 3
+    assert "no post-hoc test, so no bars" in fig.axes[0].get_title()
+    too_few = compare(pd.DataFrame({"a": [1.0, 2.0], "b": [2.0, 3.0]}))
+    assert cd_diagram(too_few, "t")[1]["crossbars"] == []
 
 
 def test_too_few_treatments_or_identical_results_are_reported_not_tested():
@@ -83,6 +171,60 @@ def test_a_factor_left_varying_or_an_empty_selection_is_an_error():
         comparison_matrix(results_frame(), "gen", {"factors": ["gen", "k"]})
     with pytest.raises(ValueError, match="selects no results"):
         comparison_matrix(results_frame(), "x", {"factors": ["gen"], "where": {"gen": ["fps"]}})
+
+
+def methods_spec(**extra):
+    return {"configurations": {
+        "Qi": {"gen": "mean", "norm_post": "l2"},
+        "ours": {"gen": "kmeans", "k": 5, "norm_post": "l2"},
+        "plain": {"gen": "mean", "norm_post": "none"},
+    }, **extra}
+
+
+def test_named_configurations_are_compared_in_the_configured_order():
+    matrix = comparison_matrix(results_frame(), "methods", methods_spec())
+    assert list(matrix.columns) == ["Qi", "ours", "plain"]
+    np.testing.assert_allclose(matrix.to_numpy(), [[0.6, 0.8, 0.5], [0.6, 0.8, 0.5]])
+    # A configuration may leave a factor open if the comparison maximises over it.
+    spec = {"configurations": {"mean": {"gen": "mean"}, "k5": {"gen": ["kmeans"], "k": [5]}},
+            "best_of": ["norm_post"]}
+    np.testing.assert_allclose(comparison_matrix(results_frame(), "m", spec).to_numpy(),
+                               [[0.6, 0.8], [0.6, 0.8]])
+
+
+def test_named_configuration_errors_name_the_configuration():
+    spec = methods_spec()
+    spec["configurations"]["ls"] = {"gen": "ls"}
+    with pytest.raises(ValueError, match="configuration 'ls' selects no results"):
+        comparison_matrix(results_frame(), "methods", spec)
+    spec = {"configurations": {"mean": {"gen": "mean"}, "k5": {"gen": "kmeans", "k": 5}}}
+    with pytest.raises(ValueError, match="'norm_post' still varies after 'configurations'"):
+        comparison_matrix(results_frame(), "methods", spec)
+
+
+def test_models_and_tasks_restrict_the_groups():
+    matrix = comparison_matrix(results_frame(), "methods", methods_spec(tasks=["t2"]))
+    assert list(matrix.index) == [("m", "t2")]
+    with pytest.raises(ValueError, match="no group"):
+        results = results_frame()
+        results = results[~((results["task"] == "t1") & (results["gen"] == "mean"))
+                          & ~((results["task"] == "t2") & results["k"].eq(5).fillna(False))]
+        comparison_matrix(results, "methods", methods_spec())
+
+
+def test_gen_time_summary_by_hand():
+    rows = [("m", "t1", 0, "kmeans", 2, "none", 1.0), ("m", "t1", 1, "kmeans", 2, "none", 3.0),
+            ("m", "t1", 0, "kmeans", 2, "l2", 2.0), ("m", "t2", 0, "kmeans", 2, "none", 10.0),
+            ("m", "t1", 0, "mean", None, "none", 0.5), ("m", "t2", 0, "mean", None, "none", 0.7)]
+    table = pd.DataFrame(rows, columns=["model", "task", "seed", "gen", "k", "norm_pre",
+                                        "gen_time_s"]).astype({"k": "Int64"})
+    summary = gen_time_summary(table)
+    assert list(summary["gen"]) == ["mean", "kmeans"]  # GEN_METHODS order
+    kmeans = summary.iloc[1]
+    # t1: mean of 1, 3, 2 = 2; t2: 10. Across groups: mean 6, median 6, min 2, max 10.
+    assert (kmeans["mean_s"], kmeans["median_s"], kmeans["min_s"], kmeans["max_s"],
+            kmeans["n_groups"]) == (6.0, 6.0, 2.0, 10.0, 2)
+    assert summary.iloc[0]["mean_s"] == pytest.approx(0.6)
 
 
 def test_treatment_labels_skip_factors_that_do_not_apply():

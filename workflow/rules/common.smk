@@ -111,6 +111,12 @@ def nc1_tables():
     return expand("results/nc1/{model}/{task}.csv", model=MODELS, task=TASKS)
 
 
+def table_mem_mb(wildcards, input):
+    """Memory of a job that loads the results table: pandas takes about 8x the CSV's size, so 10x
+    (measured with benchmarks/bench_statistics.py: 1.9 GB for a 251 MiB table)."""
+    return max(2000, 10 * int(input.size_mb))
+
+
 def comparison_posthoc(comparison):
     """The comparison's own post-hoc test, else the one under 'statistics'."""
     return config["comparisons"][comparison].get("posthoc", config["statistics"]["posthoc"])
@@ -125,6 +131,7 @@ def final_outputs():
         "results/tables/nc1.csv",
         "results/tables/nc1_summary.csv",
         *expand("results/tables/{comparison}.csv", comparison=COMPARISONS),
-        *expand("results/cd_diagrams/{comparison}.pdf", comparison=COMPARISONS),
+        *expand("results/cd_diagrams/{comparison}.{ext}", comparison=COMPARISONS,
+                ext=["pdf", "png"]),
         *expand("results/figures/{figure}.{ext}", figure=FIGURE_PLAN, ext=["pdf", "png"]),
     ]

@@ -30,7 +30,7 @@ rule figure_gen_vs_k:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=table_mem_mb,
     script:
         "../../scripts/plot_figure.py"
 
@@ -57,7 +57,7 @@ rule figure_few_shot:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=table_mem_mb,
     script:
         "../../scripts/plot_figure.py"
 
@@ -83,7 +83,7 @@ rule figure_nc1:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=table_mem_mb,
     script:
         "../../scripts/plot_figure.py"
 
@@ -110,7 +110,7 @@ rule figure_d_in_1:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=table_mem_mb,
     script:
         "../../scripts/plot_figure.py"
 
@@ -136,6 +136,6 @@ rule figure_gen_time:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=table_mem_mb,
     script:
         "../../scripts/plot_figure.py"

@@ -91,7 +91,7 @@ rule summary:
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=table_mem_mb,
     script:
         "../../scripts/summarize.py"
 
@@ -108,8 +108,9 @@ rule comparison:
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "table"},
         ),
-        diagram=report(
-            "results/cd_diagrams/{comparison}.pdf",
+        pdf="results/cd_diagrams/{comparison}.pdf",
+        png=report(
+            "results/cd_diagrams/{comparison}.png",
             caption="../report/cd_diagram.rst",
             category="Comparisons",
             subcategory="{comparison}",
@@ -119,13 +120,13 @@ rule comparison:
         spec=lambda wc: config["comparisons"][wc.comparison],
         alpha=config["statistics"]["alpha"],
         posthoc=lambda wc: comparison_posthoc(wc.comparison),
-        code=source_hash("stats", "grid"),
+        code=source_hash("stats", "grid", "figures"),
     log:
         "results/logs/statistics/comparison_{comparison}.log",
     conda:
         ENV
     resources:
-        mem_mb=4000,
+        mem_mb=table_mem_mb,
     script:
         "../../scripts/compare.py"
 

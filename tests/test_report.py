@@ -1,0 +1,82 @@
+"""The offline default end to end: every comparison, figure and the Snakemake report.
+
+Runs config.yaml as shipped (datasets, models, tasks, comparisons, figures) except for one seed
+and a smaller imprinting grid that still holds every configuration the comparisons and figures
+name: about a minute on 2 cores instead of the full default's two.
+"""
+
+import re
+import subprocess
+import sys
+
+import matplotlib.image
+import pandas as pd
+import pytest
+import yaml
+
+from imprint.figures import FIGURES
+from tests.conftest import REPO, write_config
+
+pytestmark = pytest.mark.workflow
+
+DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def snakemake(workdir, *args):
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--cores", "2", "--configfile", "default.yaml", *args]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+    assert result.returncode == 0, f"snakemake failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("default")
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["seeds"] = [0]
+    config["imprinting"].update(gen=["all", "mean", "kmeans", "ls"], k=[1, 2, 5, 20], m=[1])
+    write_config(workdir / "default.yaml", config)
+    snakemake(workdir)
+    snakemake(workdir, "--report", "report.html")
+    return workdir
+
+
+def test_every_figure_of_the_offline_default_is_a_valid_pdf_and_png(default_run):
+    figures = default_run / "results" / "figures"
+    assert sorted(path.name for path in figures.iterdir()) == sorted(
+        f"{name}.{ext}" for name in FIGURES for ext in ("pdf", "png"))
+    for name in FIGURES:
+        pdf = (figures / f"{name}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF"), name
+        image = matplotlib.image.imread(figures / f"{name}.png")
+        assert image.shape[0] > 300 and image.shape[1] > 600, name
+        assert image[..., :3].std() > 0.05, f"{name}.png is blank"
+
+
+def test_every_comparison_of_the_offline_default_has_its_table_and_diagram(default_run):
+    results = default_run / "results"
+    for name in DEFAULT["comparisons"]:
+        table = pd.read_csv(results / "tables" / f"{name}.csv")
+        assert (table["n_groups"] == 2 * 6).all()  # 2 models x the 6 tasks on all train images
+        assert table["mean_rank"].sum() == pytest.approx(len(table) * (len(table) + 1) / 2)
+        assert (results / "cd_diagrams" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
+        assert (results / "cd_diagrams" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+    methods = pd.read_csv(results / "tables" / "methods.csv")
+    assert set(methods["treatment"]) == set(DEFAULT["comparisons"]["methods"]["configurations"])
+    assert set(methods.columns) >= {"mean_accuracy", "std_accuracy", "mean_rank",
+                                    "friedman_pvalue", "posthoc_test"}
+
+
+def test_the_report_holds_every_figure_and_table_with_its_caption(default_run):
+    report = (default_run / "report.html").read_text()
+    embedded = set(re.findall(r'"data_uri": "data:[^;]+;charset=utf8;filename=([^;"]+)', report))
+    assert {f"{name}.png" for name in FIGURES} <= embedded
+    comparisons = set(DEFAULT["comparisons"])
+    assert {f"{name}.png" for name in comparisons} | {f"{name}.csv" for name in comparisons} \
+        <= embedded
+    assert {"summary.csv", "nc1_summary.csv", "gen_time_summary.csv"} <= embedded
+    # Captions are rendered from the config: the named configurations, the test used.
+    assert "Janson et al.: norm_pre=none, gen=mean, norm_post=none" in report
+    assert "Nemenyi test (Demšar, 2006" in report or "Nemenyi test (Dem\\u0161ar, 2006" in report
+    assert "This run: 2 FMs" in report
