@@ -56,9 +56,9 @@ def kmeans_split(x: np.ndarray, k: int, seed: int) -> KMeansSplit:
 
 def import_backends() -> None:
     """Import the libraries GEN uses now, so that GEN timings do not include their import."""
-    import kmedoids
-    import sklearn.cluster
-    import sklearn.metrics
+    import kmedoids  # noqa: F401
+    import sklearn.cluster  # noqa: F401
+    import sklearn.metrics  # noqa: F401
 
 
 def covariance_scores(x: np.ndarray) -> np.ndarray:
