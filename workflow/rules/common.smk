@@ -22,7 +22,7 @@ os.environ.update(
 
 from imprint.config import ConfigError, check_config, model_lambda, task_seeds, validate_config
 from imprint.datasets import dataset_source, train_labels_if_known
-from imprint.figures import figure_plan
+from imprint.figures import FIGURES, figure_plan
 from imprint.models import model_source
 from imprint.stages import source_hash
 
@@ -115,6 +115,12 @@ def table_mem_mb(wildcards, input):
     """Memory of a job that loads the results table: pandas takes about 8x the CSV's size, so 10x
     (measured with benchmarks/bench_statistics.py: 1.9 GB for a 251 MiB table)."""
     return max(2000, 10 * int(input.size_mb))
+
+
+def figure_tables(figure):
+    """The tables a figure reads: its plot function's argument names -> results/tables/ files."""
+    tables = FIGURES[figure][1]
+    return {argument: f"results/tables/{table}.csv" for argument, table in tables.items()}
 
 
 def comparison_posthoc(comparison):

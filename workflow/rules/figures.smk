@@ -12,7 +12,7 @@ localrules:
 rule figure_gen_vs_k:
     """Accuracy against k for every GEN method, best NORM, AGG max."""
     input:
-        results="results/tables/imprinting.csv",
+        **figure_tables("gen_vs_k"),
     output:
         pdf="results/figures/gen_vs_k.pdf",
         png=report(
@@ -38,8 +38,7 @@ rule figure_gen_vs_k:
 rule figure_few_shot:
     """Few-shot: accuracy against n for k-means k in {1, 5, 20} and k = n."""
     input:
-        results="results/tables/imprinting.csv",
-        nc1="results/tables/nc1.csv",
+        **figure_tables("few_shot"),
     output:
         pdf="results/figures/few_shot.pdf",
         png=report(
@@ -65,7 +64,7 @@ rule figure_few_shot:
 rule figure_nc1:
     """NC1 per task and model."""
     input:
-        nc1="results/tables/nc1.csv",
+        **figure_tables("nc1"),
     output:
         pdf="results/figures/nc1.pdf",
         png=report(
@@ -91,8 +90,7 @@ rule figure_nc1:
 rule figure_d_in_1:
     """"d in 1" tasks: accuracy against k (peak at k = d) and NC1 against d."""
     input:
-        results="results/tables/imprinting.csv",
-        nc1="results/tables/nc1.csv",
+        **figure_tables("d_in_1"),
     output:
         pdf="results/figures/d_in_1.pdf",
         png=report(
@@ -118,7 +116,7 @@ rule figure_d_in_1:
 rule figure_gen_time:
     """GEN wall time per method and k across groups."""
     input:
-        summary="results/tables/gen_time_summary.csv",
+        **figure_tables("gen_time"),
     output:
         pdf="results/figures/gen_time.pdf",
         png=report(
