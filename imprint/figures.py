@@ -8,6 +8,7 @@ panel and point, the NORM combination with the highest mean accuracy over seeds 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,21 +33,22 @@ def pyplot():
     return plt
 
 
-def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else repr(value)
+def _tasks_differing_only_in(tasks: Mapping[str, Mapping[str, Any]], field: str
+                             ) -> list[list[str]]:
+    """Groups of task names whose specs are equal but for ``field`` (and their seeds)."""
+    groups: dict[str, list[str]] = {}
+    for name, spec in tasks.items():
+        rest = {key: value for key, value in spec.items() if key not in (field, "seeds")}
+        groups.setdefault(json.dumps(rest, sort_keys=True), []).append(name)
+    return list(groups.values())
 
 
 def few_shot_series(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
     """Tasks that differ only in ``n_shot``, as series name -> tasks ordered by n (the task
     without ``n_shot``, i.e. all train samples, last). Only series with an n-shot task and at
     least two points; the name is that of the full task where there is one."""
-    groups: dict[tuple, list[str]] = {}
-    for name, spec in tasks.items():
-        key = tuple(_freeze(spec.get(field)) for field in
-                    ("dataset", "classes", "d_in_1", "n_labels"))
-        groups.setdefault(key, []).append(name)
     series = {}
-    for names in groups.values():
+    for names in _tasks_differing_only_in(tasks, "n_shot"):
         shots = {name: tasks[name].get("n_shot", "all") for name in names}
         if len(names) < 2 or all(n == "all" for n in shots.values()):
             continue
@@ -61,18 +63,12 @@ def few_shot_series(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[st
 def d_in_1_series(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
     """"d in 1" tasks that differ only in d, as series name -> tasks ordered by d (at least two
     values of d). The name is the dataset's, with the shared label count."""
-    groups: dict[tuple, list[str]] = {}
-    for name, spec in tasks.items():
-        if "d_in_1" not in spec:
-            continue
-        key = tuple(_freeze(spec.get(field)) for field in
-                    ("dataset", "classes", "n_labels", "n_shot"))
-        groups.setdefault(key, []).append(name)
+    remapped = {name: spec for name, spec in tasks.items() if "d_in_1" in spec}
     series = {}
-    for names in groups.values():
-        ordered = sorted(names, key=lambda name: (tasks[name]["d_in_1"], name))
+    for names in _tasks_differing_only_in(remapped, "d_in_1"):
         if len({tasks[name]["d_in_1"] for name in names}) < 2:
             continue
+        ordered = sorted(names, key=lambda name: (tasks[name]["d_in_1"], name))
         spec = tasks[ordered[0]]
         label = spec["dataset"] + (f", {spec['n_labels']} labels" if "n_labels" in spec else "")
         series[label] = ordered
