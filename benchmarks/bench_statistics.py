@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from imprint.figures import plot_gen_vs_k, pyplot
+from imprint.figures import cd_diagram, plot_gen_vs_k, pyplot
 from imprint.grid import FACTORS, Grid, run_grid
 from imprint.io import write_table
 from imprint.stages import read_table
-from imprint.stats import cd_diagram, compare, comparison_matrix, configuration_summary
+from imprint.stats import compare, comparison_matrix, configuration_summary
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,6 +18,9 @@ from imprint.grid import FACTORS
 from imprint.models import model_source
 from imprint.tasks import label_map, task_classes
 
+#: Names of datasets, models, tasks and comparisons: they become parts of output paths.
+NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]*$"
+
 #: Tables in results/tables/ that a comparison (results/tables/<name>.csv) must not overwrite.
 RESERVED_TABLES = frozenset({"imprinting", "summary", "nc1", "nc1_summary", "gen_time",
                              "gen_time_summary"})

@@ -9,14 +9,15 @@ panel and point, the NORM combination with the highest mean accuracy over seeds 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from imprint.gen import GEN_METHODS
-from imprint.stats import GROUP
+from imprint.stats import GROUP, POSTHOC_TESTS, ComparisonResult
 
 NORMS = ["norm_pre", "norm_post", "norm_inf"]
 #: The few-shot figure's curves: k-means with these k, and GEN all ("k = n").
@@ -341,14 +342,93 @@ def plot_gen_time(summary: pd.DataFrame) -> Any:
     return fig
 
 
-#: figure name -> (plot function, the tables it reads: argument name -> results/tables/ file)
-FIGURES = {
-    "gen_vs_k": (plot_gen_vs_k, {"results": "imprinting"}),
-    "few_shot": (plot_few_shot, {"results": "imprinting", "nc1": "nc1"}),
-    "nc1": (plot_nc1, {"nc1": "nc1"}),
-    "d_in_1": (plot_d_in_1, {"results": "imprinting", "nc1": "nc1"}),
-    "gen_time": (plot_gen_time, {"summary": "gen_time_summary"}),
+def cd_diagram(result: ComparisonResult, title: str, alpha: float = 0.05
+               ) -> tuple[Any, dict[str, list[Any]]]:
+    """Critical-difference diagram (scikit-posthocs) of a comparison: the matplotlib figure and
+    scikit-posthocs' artists (markers, elbows, labels, crossbars).
+
+    Treatments joined by a bar are not significantly different under the post-hoc test named
+    in the title. Without a post-hoc test (Friedman not significant, or too few treatments or
+    groups) the mean ranks are drawn without bars and the title says why.
+    """
+    import scikit_posthocs
+
+    plt = pyplot()
+    ranks = result.table.set_index("treatment")["mean_rank"]
+    if result.posthoc_run:
+        significance = result.pvalues
+    else:
+        # scikit-posthocs draws a bar wherever p >= alpha; p = 0 off the diagonal draws none.
+        significance = pd.DataFrame(np.eye(len(ranks)), index=ranks.index, columns=ranks.index)
+    height = 1.6 + 0.22 * len(ranks)
+    fig, ax = plt.subplots(figsize=(8, height))
+    # The critical difference goes into the title: scikit-posthocs' CD ruler overlaps the rank
+    # axis labels.
+    artists = scikit_posthocs.critical_difference_diagram(
+        ranks, significance, ax=ax, alpha=alpha, label_props={"fontsize": 8})
+    if result.posthoc_run:
+        how = (f"bars join treatments the {POSTHOC_TESTS[result.posthoc]} test does not "
+               f"separate (alpha={alpha})")
+        if not np.isnan(result.critical_difference):
+            how += f"; CD = {result.critical_difference:.3g}"
+    else:
+        how = "no post-hoc test, so no bars"
+    ax.set_title(f"{title}\n{result.note}\n{how}\n{result.n_groups} groups (model × task); "
+                 "mean rank, 1 = best", fontsize=9, pad=28)
+    fig.tight_layout()
+    return fig, artists
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of results/figures/: how to draw it, what it reads, and its report caption."""
+
+    plot: Callable[..., Any]
+    #: the plot function's table arguments -> the results/tables/ file (without .csv) each reads
+    tables: Mapping[str, str]
+    #: rST; ``{tasks}`` and ``{series}`` are filled from the figure's plan options
+    caption: str
+
+
+#: Every figure the workflow can draw: adding one is a plot function and a line here (which
+#: figures a config draws, with which panels, is :func:`figure_plan`'s choice).
+FIGURES: dict[str, Figure] = {
+    "gen_vs_k": Figure(plot_gen_vs_k, {"results": "imprinting"}, """\
+The paper's "GEN vs k" plot: test accuracy against k (proxies per class) for every GEN method,
+one panel per FM and task ({tasks}). AGG is max; at each point the NORM combination with the
+best mean test accuracy is taken (the paper's "best NORM", chosen on the test split, so
+optimistic by construction). Lines are means over seeds, bands ± one standard deviation;
+methods without k (all, mean, ls) are dashed horizontal lines."""),
+    "few_shot": Figure(plot_few_shot, {"results": "imprinting", "nc1": "nc1"}, """\
+Few-shot imprinting: test accuracy against n, the train samples per task label, for k-means
+with k = 1 (the class mean), 5 and 20, and for GEN all (k = n, every sample a proxy). With
+fewer than k samples k-means keeps them all. AGG max, best NORM per point; means over seeds with
+± one standard deviation bands. Series (tasks that differ only in n): {series}.
+The point "all" sits at the mean train samples per label of the full task."""),
+    "nc1": Figure(plot_nc1, {"nc1": "nc1"}, """\
+Neural collapse NC1 per task (full train split) and FM, mean over seeds with ± one standard
+deviation error bars, on a log scale. Low NC1: the FM maps each label's samples close to their
+mean, and one proxy per label suffices; high NC1: more proxies help (Westerhoff et al.). NC1
+against d for "d in 1" tasks is in the d_in_1 figure."""),
+    "d_in_1": Figure(plot_d_in_1, {"results": "imprinting", "nc1": "nc1"}, """\
+"d in 1" tasks, where each task label merges d original classes: left, test accuracy against k
+for GEN k-means (AGG max, best NORM per point; mean ± std over seeds), one line per d, with a
+dotted line at k = d, the number of modes per label (beyond it, more proxies should add
+little); the legend gives each task's NC1. Right, NC1 against d (mean ± std over seeds).
+Series: {series}."""),
+    "gen_time": Figure(plot_gen_time, {"summary": "gen_time_summary"}, """\
+GEN wall time per method and k across groups (FM × task), from
+results/tables/gen_time_summary.csv: bars are medians, whiskers span minimum to maximum,
+diamonds are means; log scale."""),
 }
+
+
+def figure_caption(figure: str, options: Mapping[str, Any]) -> str:
+    """The report caption of ``figure`` drawn with ``options`` (an entry of the figure plan)."""
+    series = options.get("series", {})
+    return FIGURES[figure].caption.format(
+        tasks=", ".join(options.get("tasks", [])),
+        series="; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in series.items()))
 
 
 def save_figure(fig: Any, pdf: str, png: str, dpi: int = 150) -> None:

@@ -101,3 +101,14 @@ def read_manifest(manifest: str | os.PathLike, verify: bool = True) -> dict[str,
                     "changed. Delete the folder and rerun to obtain it again."
                 )
     return content
+
+
+def files_size_mb(paths) -> float:
+    """Total size of the files among ``paths`` that exist, in MiB.
+
+    For sizing a job's memory from its inputs. Snakemake's own ``input.size_mb`` prints
+    "coroutine ... was never awaited" warnings when resources are first evaluated (snakemake
+    issue #4280); this reads the sizes directly. Snakemake evaluates resources again once a
+    job's inputs exist, so a job is sized from its real inputs when it is scheduled.
+    """
+    return sum(os.path.getsize(path) for path in map(str, paths) if os.path.exists(path)) / 2**20

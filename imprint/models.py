@@ -57,8 +57,10 @@ def to_rgb(image):
 def _save(obj: dict, out: Path) -> None:
     import torch
 
-    with atomic_path(out) as tmp:
-        torch.save(obj, tmp)
+    # Through a file handle: given a path, torch.save names the archive's top folder after the
+    # (random) temporary file name, and equal models would give different bytes.
+    with atomic_path(out) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def _load(path: Path, source: str) -> dict:
@@ -125,17 +127,32 @@ def train_base_cnn(
     learning_rate: float,
     batch_size: int,
     seed: int,
-    threads: int = 1,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train :func:`small_cnn` on the base classes of ``training_data``; deterministic per seed.
+    """Train :func:`small_cnn` on the base classes of ``training_data``; the same weights, bit
+    for bit, for the same seed on the same software, whatever the machine's cores.
 
     Returns the network and a training record (per-epoch loss and accuracy).
     """
     import torch
+
+    # One intra-op thread, whatever the job was given: the backward pass sums gradients over
+    # the batch in per-thread chunks, so another thread count gives other rounding and other
+    # weights (1 thread costs ~25% on the default run's 4 s training: measured).
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_base_cnn(training_data, base_classes, embedding_dim, epochs,
+                               learning_rate, batch_size, seed)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_base_cnn(training_data, base_classes, embedding_dim, epochs, learning_rate,
+                    batch_size, seed):
+    import torch
     from torch.utils.data import DataLoader, Subset
 
     torch.manual_seed(seed)
-    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
     labels = np.asarray([int(label) for _, label in training_data])
     chosen = np.flatnonzero(np.isin(labels, base_classes))
@@ -192,7 +209,6 @@ class BaseCNN:
             learning_rate=spec["learning_rate"],
             batch_size=spec["batch_size"],
             seed=spec["seed"],
-            threads=threads,
         )
         if record["train_accuracy"] < 0.99:
             log.warning("the base CNN fits its base classes only to %.3f train accuracy; "

@@ -6,8 +6,8 @@ The scripts in ``scripts/`` only unpack ``snakemake.input/params/output`` and ca
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.datasets import all_split_labels, class_ids_of, prepare_dataset, split_images
 from imprint.io import load_arrays, save_arrays, write_table
 
 log = logging.getLogger("imprint")
@@ -39,17 +38,16 @@ def logged(path: str | Path, threads: int = 1) -> Iterator[None]:
         except BaseException:
             log.exception("job failed")
             raise
+        finally:
+            # What the job ran, for checking the code hashes of imprint.codehash against it.
+            log.info("imprint modules loaded: %s", " ".join(loaded_modules()))
 
 
-def source_hash(*modules: str) -> str:
-    """Hash of the source of library modules, passed as a rule ``param`` so that Snakemake reruns
-    a stage when the code it imports changes (it tracks a script, not what the script imports)."""
-    digest = hashlib.sha256()
-    package = Path(__file__).parent
-    for module in sorted(modules):
-        digest.update(module.encode())
-        digest.update((package / f"{module}.py").read_bytes())
-    return digest.hexdigest()[:16]
+def loaded_modules() -> list[str]:
+    """The modules of this package imported in this process so far."""
+    package = __name__.split(".")[0]
+    return sorted(name for name in sys.modules
+                  if name == package or name.startswith(f"{package}."))
 
 
 def run_prepare_dataset(
@@ -58,6 +56,8 @@ def run_prepare_dataset(
     components: Mapping[str, tuple[Mapping[str, Any], str]] | None = None,
 ) -> None:
     """``components``: name -> (spec, manifest) of the datasets this one is built from."""
+    from imprint.datasets import prepare_dataset
+
     log.info("preparing dataset %s into %s", dict(spec), Path(manifest).parent)
     parts = dict(components or {})
     prepare_dataset(spec, manifest, resolve=lambda name: (parts[name][0], Path(parts[name][1])))
@@ -70,6 +70,7 @@ def run_prepare_model(
     dataset_manifest: str | None,
     threads: int,
 ) -> None:
+    from imprint.datasets import split_images
     from imprint.models import model_source
 
     source = model_source(spec)
@@ -89,6 +90,7 @@ def run_embed(
     embedding: Mapping[str, Any],
     threads: int,
 ) -> None:
+    from imprint.datasets import split_images
     from imprint.embed import extract_embeddings
     from imprint.models import model_source
 
@@ -115,6 +117,7 @@ def run_build_task(
     seed: int,
     out: str,
 ) -> None:
+    from imprint.datasets import all_split_labels, class_ids_of
     from imprint.tasks import build_task
 
     labels = all_split_labels(dataset_spec, dataset_manifest)
@@ -218,8 +221,7 @@ def run_figure(figure: str, tables: Mapping[str, str], options: Mapping[str, Any
     """Draw one of :data:`imprint.figures.FIGURES` from its tables (argument name -> path)."""
     from imprint.figures import FIGURES, save_figure
 
-    plot, _ = FIGURES[figure]
-    fig = plot(**{name: read_table(path) for name, path in tables.items()}, **options)
+    fig = FIGURES[figure].plot(**{name: read_table(path) for name, path in tables.items()}, **options)
     save_figure(fig, out_pdf, out_png)
 
 
@@ -233,8 +235,8 @@ def run_comparison(
     out_pdf: str,
     out_png: str,
 ) -> None:
-    from imprint.figures import save_figure
-    from imprint.stats import cd_diagram, compare, comparison_matrix, comparison_table
+    from imprint.figures import cd_diagram, save_figure
+    from imprint.stats import compare, comparison_matrix, comparison_table
 
     matrix = comparison_matrix(read_table(results_table), name, spec)
     result = compare(matrix, alpha, posthoc)

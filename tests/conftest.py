@@ -50,3 +50,17 @@ def config() -> dict:
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def workflow_rules(workdir: Path, configfile: Path | None = None) -> dict:
+    """The workflow's rules (name -> snakemake Rule), parsed as `snakemake` would in ``workdir``."""
+    import snakemake.settings.types as settings
+    from snakemake.api import SnakemakeApi
+
+    with SnakemakeApi(settings.OutputSettings(quiet={settings.Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=settings.ResourceSettings(),
+            config_settings=settings.ConfigSettings(
+                configfiles=[configfile] if configfile else []),
+            snakefile=REPO / "Snakefile", workdir=workdir)
+        return {rule.name: rule for rule in workflow._workflow.rules}

@@ -111,7 +111,7 @@ def test_every_figure_is_written_as_a_valid_pdf_and_png(figure, tmp_path):
     config = {"tasks": TASKS, "models": {"m1": {}, "m2": {}},
               "imprinting": {"gen": ["all", "mean", "ls", "kmeans", "fps"], "agg": ["max", "mnn"]}}
     options = figure_plan(config)[figure]
-    plot, tables = FIGURES[figure]
+    plot, tables = FIGURES[figure].plot, FIGURES[figure].tables
     available = synthetic_tables()
     fig = plot(**{argument: available[argument] for argument in tables}, **options)
     pdf, png = tmp_path / f"{figure}.pdf", tmp_path / f"{figure}.png"
@@ -126,6 +126,6 @@ def test_every_figure_is_written_as_a_valid_pdf_and_png(figure, tmp_path):
 def test_equal_figures_give_equal_pdf_files(tmp_path):
     tables = synthetic_tables()
     for name in ("a", "b"):
-        fig = FIGURES["nc1"][0](nc1=tables["nc1"], models=["m1", "m2"], tasks=["full", "other"])
+        fig = FIGURES["nc1"].plot(nc1=tables["nc1"], models=["m1", "m2"], tasks=["full", "other"])
         save_figure(fig, str(tmp_path / f"{name}.pdf"), str(tmp_path / f"{name}.png"))
     assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()

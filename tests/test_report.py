@@ -16,6 +16,7 @@ import yaml
 
 from imprint.figures import FIGURES
 from tests.conftest import REPO, write_config
+from tests.install_env import readme_install_env
 
 pytestmark = pytest.mark.workflow
 
@@ -23,9 +24,11 @@ DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
 
 def snakemake(workdir, *args):
+    """Snakemake as the README's install runs it: without the test extra's packages."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                "--cores", "2", "--configfile", "default.yaml", *args]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir,
+                            env=readme_install_env())
     assert result.returncode == 0, f"snakemake failed:\n{result.stdout}\n{result.stderr}"
     return result
 

@@ -5,9 +5,9 @@ import scikit_posthocs
 import scipy.stats
 from statsmodels.stats.multitest import multipletests
 
+from imprint.figures import cd_diagram
 from imprint.stats import (
     average_ranks,
-    cd_diagram,
     compare,
     comparison_matrix,
     comparison_table,

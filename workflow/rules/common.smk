@@ -20,25 +20,37 @@ os.environ.update(
     PYTHONHASHSEED="0",
 )
 
-from imprint.config import ConfigError, check_config, model_lambda, task_seeds, validate_config
+from imprint.codehash import code_hash
+from imprint.config import (
+    NAME_PATTERN,
+    ConfigError,
+    check_config,
+    model_lambda,
+    task_seeds,
+    validate_config,
+)
 from imprint.datasets import dataset_source, train_labels_if_known
-from imprint.figures import FIGURES, figure_plan
+from imprint.figures import FIGURES, figure_caption, figure_plan
+from imprint.io import files_size_mb
 from imprint.models import model_source
-from imprint.stages import source_hash
 
 # Before any job runs: the JSON schema (filling its defaults), then cross-references and facts
 # about the datasets. One line naming the offending key, instead of a dump of the whole config.
+# A job on a cluster node parses this file again: it still needs the schema's defaults, but the
+# cross-checks (they read dataset labels and import torchvision) ran once, in the main process.
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
-    check_config(
-        config,
-        # once per dataset, however many n-shot tasks use it
-        train_labels=functools.cache(
-            lambda dataset: train_labels_if_known(
-                config["datasets"][dataset], f"results/datasets/{dataset}/manifest.json"
-            )
-        ),
-    )
+    if workflow.is_main_process:
+        check_config(
+            config,
+            # once per dataset, however many n-shot tasks use it
+            train_labels=functools.cache(
+                lambda dataset: train_labels_if_known(
+                    config["datasets"][dataset],
+                    f"results/datasets/{dataset}/manifest.json",
+                )
+            ),
+        )
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
 
@@ -47,7 +59,7 @@ MODELS = sorted(config["models"])
 TASKS = sorted(config["tasks"])
 COMPARISONS = sorted(config["comparisons"])
 FIGURE_PLAN = figure_plan(config)
-NAME = "[A-Za-z0-9][A-Za-z0-9_-]*"
+NAME = NAME_PATTERN.strip("^$")
 
 
 wildcard_constraints:
@@ -57,6 +69,7 @@ wildcard_constraints:
     split="train|test",
     seed=r"\d+",
     comparison="|".join(map(re.escape, COMPARISONS)) or "(?!)",
+    figure="|".join(map(re.escape, FIGURES)),
 
 
 def dataset_manifest(dataset):
@@ -111,16 +124,32 @@ def nc1_tables():
     return expand("results/nc1/{model}/{task}.csv", model=MODELS, task=TASKS)
 
 
+def code(script):
+    """A rule's ``code`` param: a hash of its script in scripts/ and of the library code that the
+    script can run (imprint.codehash), so that editing that code reruns the rule."""
+    return code_hash(REPO / "scripts" / script)
+
+
 def table_mem_mb(wildcards, input):
     """Memory of a job that loads the results table: pandas takes about 8x the CSV's size, so 10x
     (measured with benchmarks/bench_statistics.py: 1.9 GB for a 251 MiB table)."""
-    return max(2000, 10 * int(input.size_mb))
+    return max(2000, int(10 * files_size_mb(input)))
 
 
-def figure_tables(figure):
+def figure_tables(wildcards):
     """The tables a figure reads: its plot function's argument names -> results/tables/ files."""
-    tables = FIGURES[figure][1]
+    tables = FIGURES[wildcards.figure].tables
     return {argument: f"results/tables/{table}.csv" for argument, table in tables.items()}
+
+
+def figure_options(figure):
+    """The figure's entry in the plan, or a clear error for a figure this config cannot draw."""
+    if figure not in FIGURE_PLAN:
+        raise WorkflowError(
+            f"figure {figure!r} cannot be drawn from this configuration "
+            f"(it draws {sorted(FIGURE_PLAN)}; see imprint.figures.figure_plan)"
+        )
+    return FIGURE_PLAN[figure]
 
 
 def comparison_posthoc(comparison):

@@ -7,7 +7,7 @@ rule dataset:
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         components=lambda wc: dataset_components(wc.dataset),
-        code=source_hash("datasets", "io"),
+        code=code("prepare_dataset.py"),
     log:
         "results/logs/dataset/{dataset}.log",
     benchmark:

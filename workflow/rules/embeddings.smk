@@ -9,7 +9,7 @@ rule embeddings:
         model_spec=lambda wc: config["models"][wc.model],
         dataset_spec=lambda wc: config["datasets"][wc.dataset],
         embedding=config["embedding"],
-        code=source_hash("models", "embed", "datasets", "io"),
+        code=code("extract_embeddings.py"),
     log:
         "results/logs/embeddings/{model}/{dataset}/{split}.log",
     benchmark:

@@ -14,7 +14,7 @@ rule imprinting:
             if not key.startswith("ls_lambda")
         },
         ls_lambda=lambda wc: model_lambda(config, wc.model),
-        code=source_hash("gen", "norm", "agg", "grid", "io"),
+        code=code("run_imprinting.py"),
     log:
         "results/logs/imprinting/{model}/{task}/seed{seed}.log",
     benchmark:
@@ -24,6 +24,6 @@ rule imprinting:
     threads: 1
     resources:
         # float64 copies of the task's embeddings, normalised variants and score chunks
-        mem_mb=lambda wc, input: max(2000, int(8 * input.size_mb) + 1500),
+        mem_mb=lambda wc, input: max(2000, int(8 * files_size_mb(input)) + 1500),
     script:
         "../../scripts/run_imprinting.py"

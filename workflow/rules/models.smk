@@ -7,14 +7,14 @@ rule model:
     params:
         spec=lambda wc: config["models"][wc.model],
         dataset_spec=lambda wc: config["datasets"].get(model_training_dataset(wc.model)),
-        code=source_hash("models", "datasets", "io"),
+        code=code("prepare_model.py"),
     log:
         "results/logs/model/{model}.log",
     benchmark:
         "results/benchmarks/model/{model}.tsv"
     conda:
         ENV
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
     script:

@@ -7,13 +7,13 @@ rule nc1:
         "results/nc1/{model}/{task}.csv",
     params:
         seeds=lambda wc: task_seeds(config, wc.task),
-        code=source_hash("nc", "io"),
+        code=code("compute_nc1.py"),
     log:
         "results/logs/nc1/{model}/{task}.log",
     conda:
         ENV
     threads: 1
     resources:
-        mem_mb=lambda wc, input: max(2000, int(4 * input.size_mb) + 1000),
+        mem_mb=lambda wc, input: max(2000, int(4 * files_size_mb(input)) + 1000),
     script:
         "../../scripts/compute_nc1.py"

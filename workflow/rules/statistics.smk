@@ -11,6 +11,8 @@ rule collect_imprinting:
         imprinting_tables(),
     output:
         "results/tables/imprinting.csv",
+    params:
+        code=code("concat_tables.py"),
     log:
         "results/logs/statistics/collect_imprinting.log",
     conda:
@@ -31,6 +33,8 @@ rule collect_gen_time:
             category="GEN time",
             labels={"table": "gen_time"},
         ),
+    params:
+        code=code("concat_tables.py"),
     log:
         "results/logs/statistics/collect_gen_time.log",
     conda:
@@ -44,6 +48,8 @@ rule collect_nc1:
         nc1_tables(),
     output:
         "results/tables/nc1.csv",
+    params:
+        code=code("concat_tables.py"),
     log:
         "results/logs/statistics/collect_nc1.log",
     conda:
@@ -64,7 +70,7 @@ rule nc1_summary:
             labels={"table": "nc1_summary"},
         ),
     params:
-        code=source_hash("stats"),
+        code=code("summarize_nc1.py"),
     log:
         "results/logs/statistics/nc1_summary.log",
     conda:
@@ -85,7 +91,7 @@ rule summary:
             labels={"table": "summary"},
         ),
     params:
-        code=source_hash("stats", "grid"),
+        code=code("summarize.py"),
     log:
         "results/logs/statistics/summary.log",
     conda:
@@ -120,7 +126,7 @@ rule comparison:
         spec=lambda wc: config["comparisons"][wc.comparison],
         alpha=config["statistics"]["alpha"],
         posthoc=lambda wc: comparison_posthoc(wc.comparison),
-        code=source_hash("stats", "grid", "figures"),
+        code=code("compare.py"),
     log:
         "results/logs/statistics/comparison_{comparison}.log",
     conda:
@@ -143,7 +149,7 @@ rule gen_time_summary:
             labels={"table": "gen_time_summary"},
         ),
     params:
-        code=source_hash("stats"),
+        code=code("summarize_gen_time.py"),
     log:
         "results/logs/statistics/gen_time_summary.log",
     conda:

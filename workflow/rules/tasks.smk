@@ -7,7 +7,7 @@ rule task:
     params:
         spec=lambda wc: config["tasks"][wc.task],
         dataset_spec=lambda wc: config["datasets"][task_dataset(wc.task)],
-        code=source_hash("tasks", "datasets", "io"),
+        code=code("build_task.py"),
     log:
         "results/logs/task/{task}/seed{seed}.log",
     conda:

@@ -1,0 +1,52 @@
+"""Every list that the JSON schema repeats from the library is the library's list."""
+
+import pytest
+import yaml
+
+from imprint.agg import AGG_METHODS
+from imprint.config import NAME_PATTERN
+from imprint.datasets import DATASET_SOURCES, TorchvisionDataset
+from imprint.gen import GEN_METHODS
+from imprint.grid import FACTORS
+from imprint.models import MODEL_SOURCES
+from imprint.norm import NORM_INF, NORM_POST, NORM_PRE
+from imprint.stats import POSTHOC_TESTS
+from tests.conftest import SCHEMA
+
+DEFS = yaml.safe_load(SCHEMA.read_text())["$defs"]
+PROPERTIES = yaml.safe_load(SCHEMA.read_text())["properties"]
+
+
+@pytest.mark.parametrize("name,library", [
+    ("gen", GEN_METHODS), ("norm_pre", NORM_PRE), ("norm_post", NORM_POST),
+    ("norm_inf", NORM_INF), ("agg", AGG_METHODS), ("factor", FACTORS),
+    ("posthoc", tuple(POSTHOC_TESTS)),
+])
+def test_the_schemas_factor_levels_are_the_librarys(name, library):
+    assert DEFS[name]["enum"] == list(library)
+
+
+def test_the_schemas_name_pattern_is_the_librarys():
+    assert DEFS["name"]["pattern"] == NAME_PATTERN
+
+
+def _sources(section: str) -> tuple[list[str], list[str]]:
+    """The section's `source` enum, and the sources that have an options block."""
+    items = PROPERTIES[section]["allOf"][1]["additionalProperties"]
+    blocks = [block["if"]["properties"]["source"]["const"] for block in items["allOf"]]
+    return items["properties"]["source"]["enum"], blocks
+
+
+@pytest.mark.parametrize("section,registry", [("datasets", DATASET_SOURCES),
+                                              ("models", MODEL_SOURCES)])
+def test_every_registered_source_and_only_those_has_its_options_in_the_schema(section, registry):
+    enum, blocks = _sources(section)
+    assert enum == list(registry)
+    assert sorted(blocks) == sorted(registry)
+
+
+def test_the_schemas_torchvision_datasets_are_those_the_loader_knows():
+    items = PROPERTIES["datasets"]["allOf"][1]["additionalProperties"]["allOf"]
+    torchvision = next(block["then"] for block in items
+                       if block["if"]["properties"]["source"]["const"] == "torchvision")
+    assert torchvision["properties"]["name"]["enum"] == list(TorchvisionDataset.FILES)

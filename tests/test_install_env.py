@@ -1,0 +1,23 @@
+"""The simulated README install (tests/install_env.py) really hides the test extra."""
+
+import subprocess
+import sys
+
+from tests.install_env import readme_install_env, required_distributions
+
+
+def imports_in_readme_install(module: str) -> bool:
+    result = subprocess.run([sys.executable, "-c", f"import {module}"], env=readme_install_env(),
+                            capture_output=True, text=True)
+    return result.returncode == 0
+
+
+def test_the_test_extra_is_not_importable_there():
+    assert not imports_in_readme_install("pytest")
+    assert not imports_in_readme_install("xdist")
+
+
+def test_what_the_project_requires_is_importable_there():
+    assert {"snakemake", "torch", "pygments"} <= required_distributions()
+    assert imports_in_readme_install("pygments")  # snakemake[reports]: `snakemake --report`
+    assert imports_in_readme_install("imprint.stages")
