@@ -5,7 +5,7 @@ forward pass per image under torch.no_grad. The workflow's path batches images t
 DataLoader (with workers), the weights' own preprocessing, torch.inference_mode and, on CUDA,
 channels-last with bf16 autocast.
 
-    python benchmarks/bench_embedding.py                      # resnet18 on CPU (and CUDA if present)
+    python benchmarks/bench_embedding.py          # resnet18 on CPU (and CUDA if present)
     python benchmarks/bench_embedding.py --model vit_b_16 --images 256 --device cuda
 
 Images: the real MNIST test set from ../shared/data when it is there, else synthetic 28×28
@@ -57,13 +57,15 @@ def load_images(n: int) -> tuple[list[Image.Image], str]:
 
 def naive(network, images, device) -> float:
     preset = get_model_weights(args.model).DEFAULT.transforms()
-    pil_transform = transforms.Compose([
-        transforms.Grayscale(num_output_channels=3),
-        transforms.Resize(preset.resize_size[0]),
-        transforms.CenterCrop(preset.crop_size[0]),
-        transforms.ToTensor(),
-        transforms.Normalize(preset.mean, preset.std),
-    ])
+    pil_transform = transforms.Compose(
+        [
+            transforms.Grayscale(num_output_channels=3),
+            transforms.Resize(preset.resize_size[0]),
+            transforms.CenterCrop(preset.crop_size[0]),
+            transforms.ToTensor(),
+            transforms.Normalize(preset.mean, preset.std),
+        ]
+    )
     network = network.to(device)
     start = time.perf_counter()
     with torch.no_grad():
@@ -78,19 +80,31 @@ def batched(network, images, device, threads) -> float:
     preprocess = _TorchvisionPreprocess(get_model_weights(args.model).DEFAULT.transforms())
     dataset = PILImages(images, preprocess)
     start = time.perf_counter()
-    extract_embeddings(network, dataset, batch_size=args.batch_size, num_workers=args.workers,
-                       device=device.type, threads=threads, progress=False)
+    extract_embeddings(
+        network,
+        dataset,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        device=device.type,
+        threads=threads,
+        progress=False,
+    )
     return len(images) / (time.perf_counter() - start)
 
 
 def main():
     images, what = load_images(args.images)
     network = strip_classifier(get_model(args.model, weights=None)).eval()
-    devices = [torch.device(args.device)] if args.device else \
-        [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    devices = (
+        [torch.device(args.device)]
+        if args.device
+        else [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    )
     threads = args.threads or torch.get_num_threads()
-    print(f"{args.model}, {len(images)} {what}, batch {args.batch_size}, "
-          f"{args.workers} loader workers, {threads} threads")
+    print(
+        f"{args.model}, {len(images)} {what}, batch {args.batch_size}, "
+        f"{args.workers} loader workers, {threads} threads"
+    )
     for device in devices:
         torch.set_num_threads(threads)
         if device.type == "cuda":  # warm up cuDNN autotuning and the allocator
@@ -98,16 +112,19 @@ def main():
         slow = naive(network, images[: args.naive_images], device)
         fast = batched(network, images, device, threads)
         name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-        print(f"{name:>24}: naive {slow:8.1f} images/s   batched {fast:8.1f} images/s   "
-              f"speed-up {fast / slow:5.1f}x")
+        print(
+            f"{name:>24}: naive {slow:8.1f} images/s   batched {fast:8.1f} images/s   "
+            f"speed-up {fast / slow:5.1f}x"
+        )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="resnet18")
     parser.add_argument("--images", type=int, default=512)
-    parser.add_argument("--naive-images", type=int, default=128,
-                        help="images timed for the naive loop")
+    parser.add_argument(
+        "--naive-images", type=int, default=128, help="images timed for the naive loop"
+    )
     parser.add_argument("--batch-size", default="auto", help="'auto' or a number")
     parser.add_argument("--workers", default="auto", help="'auto' or a number")
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")

@@ -44,9 +44,14 @@ def data(args):
 def naive(x_train, x_test, y_train, y_test, table, seed):
     for row in table.to_dict("records"):
         ImprintingClassifier(
-            gen=row["gen"], k=1 if pd.isna(row["k"]) else int(row["k"]),
-            norm_pre=row["norm_pre"], norm_post=row["norm_post"], norm_inf=row["norm_inf"],
-            agg=row["agg"], m=1 if pd.isna(row["m"]) else int(row["m"]), random_state=seed,
+            gen=row["gen"],
+            k=1 if pd.isna(row["k"]) else int(row["k"]),
+            norm_pre=row["norm_pre"],
+            norm_post=row["norm_post"],
+            norm_inf=row["norm_inf"],
+            agg=row["agg"],
+            m=1 if pd.isna(row["m"]) else int(row["m"]),
+            random_state=seed,
         ).fit(x_train, y_train).score(x_test, y_test)
 
 
@@ -55,8 +60,12 @@ def main():
     parser.add_argument("--train", type=int, help="synthetic train size (default: digits)")
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--naive-sample", type=int, default=300,
-                        help="configurations timed for the naive loop (extrapolated)")
+    parser.add_argument(
+        "--naive-sample",
+        type=int,
+        default=300,
+        help="configurations timed for the naive loop (extrapolated)",
+    )
     args = parser.parse_args()
     grid = Grid.from_config(yaml.safe_load((REPO / "config.yaml").read_text())["imprinting"], 1e-4)
     x_train, x_test, y_train, y_test = data(args)
@@ -68,11 +77,15 @@ def main():
         start = time.perf_counter()
         naive(x_train, x_test, y_train, y_test, sample, seed=0)
         naive_seconds = (time.perf_counter() - start) * len(table) / len(sample)
-    print(f"data: {len(x_train)} train, {len(x_test)} test, {x_train.shape[1]} dims, "
-          f"{len(np.unique(y_train))} classes; grid of {len(table)} configurations, 1 thread")
+    print(
+        f"data: {len(x_train)} train, {len(x_test)} test, {x_train.shape[1]} dims, "
+        f"{len(np.unique(y_train))} classes; grid of {len(table)} configurations, 1 thread"
+    )
     print(f"grid runner: {grid_seconds:8.2f} s  {len(table) / grid_seconds:9.0f} configurations/s")
-    print(f"naive loop:  {naive_seconds:8.2f} s  {len(table) / naive_seconds:9.0f} configurations/s"
-          f"  (extrapolated from {len(sample)})")
+    print(
+        f"naive loop:  {naive_seconds:8.2f} s  {len(table) / naive_seconds:9.0f} configurations/s"
+        f"  (extrapolated from {len(sample)})"
+    )
     print(f"speed-up: {naive_seconds / grid_seconds:.1f}x")
 
 

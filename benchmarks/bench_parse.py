@@ -29,8 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 def checkout(ref: str, target: Path) -> Path:
     """The files of commit ``ref`` in ``target`` (no git worktree bookkeeping left behind)."""
     target.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target
 
@@ -47,15 +48,34 @@ def seconds(command: list[str], cwd: Path, repeats: int) -> float:
 
 
 def measure(repository: Path, repeats: int) -> dict[str, float]:
-    snakemake = [sys.executable, "-m", "snakemake", "--snakefile", str(repository / "Snakefile"),
-                 "--configfile", str(repository / "configs" / "paper.yaml"), "--cores", "1"]
+    snakemake = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(repository / "Snakefile"),
+        "--configfile",
+        str(repository / "configs" / "paper.yaml"),
+        "--cores",
+        "1",
+    ]
     with tempfile.TemporaryDirectory() as workdir:
         return {
             "main process: snakemake -n": seconds([*snakemake, "-n"], Path(workdir), repeats),
             "one cluster job's start-up": seconds(
-                [*snakemake, "-n", "--mode", "remote", "--target-jobs",
-                 "task:task=mnist_all,seed=0", "--allowed-rules", "task"],
-                Path(workdir), repeats),
+                [
+                    *snakemake,
+                    "-n",
+                    "--mode",
+                    "remote",
+                    "--target-jobs",
+                    "task:task=mnist_all,seed=0",
+                    "--allowed-rules",
+                    "task",
+                ],
+                Path(workdir),
+                repeats,
+            ),
         }
 
 

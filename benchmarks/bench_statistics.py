@@ -31,8 +31,7 @@ from imprint.stats import compare, comparison_matrix, configuration_summary
 REPO = Path(__file__).resolve().parents[1]
 
 
-def synthetic_results(grid: Grid, models: list[str], tasks: list[str], seeds: int
-                      ) -> pd.DataFrame:
+def synthetic_results(grid: Grid, models: list[str], tasks: list[str], seeds: int) -> pd.DataFrame:
     # The grid's configuration rows, exactly as a job writes them: run it on tiny data.
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(60, 8)), np.repeat(np.arange(3), 20)
@@ -69,8 +68,10 @@ def main() -> None:
     tasks = config["comparisons"]["gen"]["tasks"][: args.tasks]
     tasks += [f"task{i}" for i in range(len(tasks), args.tasks)]
     results = synthetic_results(grid, models, tasks, args.seeds)
-    print(f"{len(results):,} rows ({len(models)} FMs x {len(tasks)} tasks x {args.seeds} seeds "
-          f"x {grid.size():,} configurations)")
+    print(
+        f"{len(results):,} rows ({len(models)} FMs x {len(tasks)} tasks x {args.seeds} seeds "
+        f"x {grid.size():,} configurations)"
+    )
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "imprinting.csv")
         timed("write the table", write_table, results, path)

@@ -85,5 +85,7 @@ def predict_variants(
             for variant in variants:
                 if variant[0] == "mnn" and min(variant[1], len(proxies)) == m:
                     results[variant].append(prediction)
-    return {v: np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-            for v, parts in results.items()}
+    return {
+        v: np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+        for v, parts in results.items()
+    }

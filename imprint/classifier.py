@@ -110,8 +110,9 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         # finding). Quantile NORMpost keeps only the rank order of a proxy's coordinates, which
         # in scikit-learn's 2-feature check data is one bit. So its "reasonable training score"
         # check does not apply to these.
-        tags.classifier_tags.poor_score = (self.gen in ("fps", "covmax", "random")
-                                           or self.norm_post == "quantile")
+        tags.classifier_tags.poor_score = (
+            self.gen in ("fps", "covmax", "random") or self.norm_post == "quantile"
+        )
         return tags
 
     def fit(self, X, y):

@@ -62,8 +62,9 @@ def _imports(node: ast.AST, module: str) -> list[tuple[str, str]]:
             base = statement.module or ""
             if statement.level:
                 path = module_file(module)
-                package = module if path and path.name == "__init__.py" else \
-                    module.rpartition(".")[0]
+                package = (
+                    module if path and path.name == "__init__.py" else module.rpartition(".")[0]
+                )
                 base = importlib.util.resolve_name("." * statement.level + base, package)
             for alias in statement.names:
                 submodule = f"{base}.{alias.name}"
@@ -84,8 +85,9 @@ def _assigned(statement: ast.stmt) -> list[str]:
         targets = statement.targets
     elif isinstance(statement, ast.AnnAssign | ast.AugAssign):
         targets = [statement.target]
-    return [name.id for target in targets for name in ast.walk(target)
-            if isinstance(name, ast.Name)]
+    return [
+        name.id for target in targets for name in ast.walk(target) if isinstance(name, ast.Name)
+    ]
 
 
 @functools.cache
@@ -104,8 +106,9 @@ def _parse(module: str) -> _Module:
             # run on import; a constant also stands for what its value names.
             for name in _assigned(statement):
                 info.symbols[name] = ([], _names(statement))
-            info.top_imports += [pair for pair in _imports(statement, module)
-                                 if not _under_type_checking(statement)]
+            info.top_imports += [
+                pair for pair in _imports(statement, module) if not _under_type_checking(statement)
+            ]
     return info
 
 

@@ -22,8 +22,9 @@ from imprint.tasks import label_map, task_classes
 NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 #: Tables in results/tables/ that a comparison (results/tables/<name>.csv) must not overwrite.
-RESERVED_TABLES = frozenset({"imprinting", "summary", "nc1", "nc1_summary", "gen_time",
-                             "gen_time_summary"})
+RESERVED_TABLES = frozenset(
+    {"imprinting", "summary", "nc1", "nc1_summary", "gen_time", "gen_time_summary"}
+)
 
 
 class ConfigError(ValueError):
@@ -38,8 +39,11 @@ def _class_ids(config: Mapping[str, Any], dataset: str, key: str) -> list[int] |
     """The dataset's class ids, or None where they are only known once the data is there
     (image folders, pooled datasets): such tasks are checked when they are built."""
     if dataset not in config["datasets"]:
-        _fail(key, f"dataset {dataset!r} is not defined under 'datasets' "
-                   f"(defined: {sorted(config['datasets'])})")
+        _fail(
+            key,
+            f"dataset {dataset!r} is not defined under 'datasets' "
+            f"(defined: {sorted(config['datasets'])})",
+        )
     return dataset_source(config["datasets"][dataset]).class_ids(config["datasets"][dataset])
 
 
@@ -51,18 +55,22 @@ def _check_torchvision_model(name: str, spec: Mapping[str, Any]) -> None:
     if spec["weights"] is not None:
         enum = get_model_weights(spec["name"])
         if spec["weights"] not in enum.__members__:
-            _fail(f"models.{name}.weights", f"{spec['weights']!r} is not one of "
-                                            f"{sorted(enum.__members__)} or null")
+            _fail(
+                f"models.{name}.weights",
+                f"{spec['weights']!r} is not one of {sorted(enum.__members__)} or null",
+            )
 
 
-def _check_classes(classes: list[int], available: list[int] | None, dataset: str,
-                   key: str) -> None:
+def _check_classes(classes: list[int], available: list[int] | None, dataset: str, key: str) -> None:
     if available is None:
         return
     unknown = sorted(set(classes) - set(available))
     if unknown:
-        _fail(key, f"classes {unknown} do not exist in dataset {dataset!r} "
-                   f"(it has {min(available)}..{max(available)})")
+        _fail(
+            key,
+            f"classes {unknown} do not exist in dataset {dataset!r} "
+            f"(it has {min(available)}..{max(available)})",
+        )
 
 
 def _key_path(path) -> str:
@@ -101,8 +109,10 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
         allowed = sorted(error.schema.get("properties", {}))
         unknown = sorted(set(error.instance) - set(allowed))
         if unknown:
-            _fail(_key_path([*error.absolute_path, unknown[0]]),
-                  f"unknown key; allowed here: {allowed}")
+            _fail(
+                _key_path([*error.absolute_path, unknown[0]]),
+                f"unknown key; allowed here: {allowed}",
+            )
     alternatives = error.schema.get(error.validator) if error.validator == "oneOf" else None
     if alternatives and all(set(option) == {"required"} for option in alternatives):
         keys = [key for option in alternatives for key in option["required"]]
@@ -110,20 +120,29 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
     _fail(_key_path(error.absolute_path), error.message)
 
 
-def _check_n_shot(name: str, spec: Mapping[str, Any], seeds: list[int], available: list[int],
-                  train_labels: np.ndarray) -> None:
+def _check_n_shot(
+    name: str,
+    spec: Mapping[str, Any],
+    seeds: list[int],
+    available: list[int],
+    train_labels: np.ndarray,
+) -> None:
     """n_shot must not exceed the train samples of any task label, for any of the task's seeds
     (labels of "d in 1" tasks merge classes drawn per seed, so each seed is checked)."""
-    counts = {int(c): int(n) for c, n in zip(*np.unique(train_labels, return_counts=True))}
+    counts = {
+        int(c): int(n) for c, n in zip(*np.unique(train_labels, return_counts=True), strict=True)
+    }
     for seed in seeds:
         sizes: dict[int, int] = {}
         for original, label in label_map(spec, available, seed).items():
             sizes[label] = sizes.get(label, 0) + counts.get(original, 0)
         label, smallest = min(sizes.items(), key=lambda item: item[1])
         if spec["n_shot"] > smallest:
-            _fail(f"tasks.{name}.n_shot",
-                  f"{spec['n_shot']} exceeds the {smallest} train samples of task label {label} "
-                  f"(seed {seed})")
+            _fail(
+                f"tasks.{name}.n_shot",
+                f"{spec['n_shot']} exceeds the {smallest} train samples of task label {label} "
+                f"(seed {seed})",
+            )
 
 
 def check_config(
@@ -147,8 +166,7 @@ def check_config(
         dataset = source.training_dataset(spec)
         if dataset is not None:
             available = _class_ids(config, dataset, f"models.{name}.dataset")
-            _check_classes(spec["base_classes"], available, dataset,
-                           f"models.{name}.base_classes")
+            _check_classes(spec["base_classes"], available, dataset, f"models.{name}.base_classes")
 
     for name, spec in config["tasks"].items():
         available = _class_ids(config, spec["dataset"], f"tasks.{name}.dataset")
@@ -162,17 +180,20 @@ def check_config(
         d = spec.get("d_in_1", 1)
         n_labels = spec.get("n_labels", len(classes) // d)
         if n_labels < 1 or n_labels * d > len(classes):
-            _fail(f"tasks.{name}.d_in_1",
-                  f"{max(n_labels, 1)} labels of {d} classes each need {max(n_labels, 1) * d} "
-                  f"classes, the task has {len(classes)}")
+            _fail(
+                f"tasks.{name}.d_in_1",
+                f"{max(n_labels, 1)} labels of {d} classes each need {max(n_labels, 1) * d} "
+                f"classes, the task has {len(classes)}",
+            )
         if (n_labels if "d_in_1" in spec else len(classes)) < 2:
             _fail(f"tasks.{name}", "a task needs at least two labels to classify")
         if train_labels is not None and spec.get("n_shot", "all") != "all":
             labels = train_labels(spec["dataset"])
             if labels is not None:
                 dataset_spec = config["datasets"][spec["dataset"]]
-                _check_n_shot(name, spec, task_seeds(config, name),
-                              class_ids_of(dataset_spec, labels), labels)
+                _check_n_shot(
+                    name, spec, task_seeds(config, name), class_ids_of(dataset_spec, labels), labels
+                )
 
     for name in config["imprinting"].get("ls_lambda_per_model", {}):
         if name not in config["models"]:
@@ -194,16 +215,22 @@ def _check_levels(grid: Mapping[str, Any], key: str, factor: str, condition: Any
         return
     values = condition if isinstance(condition, list) else [condition]
     if not any(value in grid[factor] for value in values):
-        _fail(key, f"none of {values} is in imprinting.{factor} {list(grid[factor])}, "
-                   "so the comparison would select nothing")
+        _fail(
+            key,
+            f"none of {values} is in imprinting.{factor} {list(grid[factor])}, "
+            "so the comparison would select nothing",
+        )
 
 
 def _check_comparison(config: Mapping[str, Any], name: str, spec: Mapping[str, Any]) -> None:
     grid = config["imprinting"]
     key = f"comparisons.{name}"
     if name in RESERVED_TABLES:
-        _fail(key, f"the names {sorted(RESERVED_TABLES)} are taken by the workflow's own tables "
-                   "in results/tables/")
+        _fail(
+            key,
+            f"the names {sorted(RESERVED_TABLES)} are taken by the workflow's own tables "
+            "in results/tables/",
+        )
     for section in ("models", "tasks"):
         unknown = [item for item in spec.get(section, []) if item not in config[section]]
         if unknown:
@@ -222,14 +249,22 @@ def _check_comparison(config: Mapping[str, Any], name: str, spec: Mapping[str, A
         for factor, condition in configuration.items():
             _check_levels(grid, f"{key}.configurations.{label}.{factor}", factor, condition)
         for factor in FACTORS:
-            if (factor in spec.get("factors", []) or factor in best_of or factor in where
-                    or factor in configuration or factor in ("k", "m")):
+            if (
+                factor in spec.get("factors", [])
+                or factor in best_of
+                or factor in where
+                or factor in configuration
+                or factor in ("k", "m")
+            ):
                 continue
             if len(grid[factor]) > 1:
                 what = f"configuration {label!r}" if label else "it"
-                _fail(key, f"factor {factor!r} has {len(grid[factor])} levels in the grid but "
-                           f"{what} neither compares ('factors'), fixes ('where') nor maximises "
-                           "('best_of') it")
+                _fail(
+                    key,
+                    f"factor {factor!r} has {len(grid[factor])} levels in the grid but "
+                    f"{what} neither compares ('factors'), fixes ('where') nor maximises "
+                    "('best_of') it",
+                )
 
 
 def task_seeds(config: Mapping[str, Any], task: str) -> list[int]:

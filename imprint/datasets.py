@@ -79,8 +79,9 @@ class _ArrayImages:
     def __getitem__(self, index):
         import torch
 
-        return torch.from_numpy(self.images[index].astype(np.float32) / self.scale), \
-            int(self.labels[index])
+        return torch.from_numpy(self.images[index].astype(np.float32) / self.scale), int(
+            self.labels[index]
+        )
 
 
 class _ArraySource:
@@ -94,22 +95,33 @@ class _ArraySource:
 
     def images(self, spec, root, split, transform=None):
         data = load_arrays(root / f"{split}.npz")
-        return _Transformed(_ArrayImages(data["images"], data["labels"], float(data["scale"])),
-                            transform)
+        return _Transformed(
+            _ArrayImages(data["images"], data["labels"], float(data["scale"])), transform
+        )
 
-    def _write(self, root: Path, splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
-               scale: float, info: Mapping[str, Any]) -> None:
+    def _write(
+        self,
+        root: Path,
+        splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        scale: float,
+        info: Mapping[str, Any],
+    ) -> None:
         for split, (images, labels) in splits.items():
-            save_arrays(root / f"{split}.npz", images=images, labels=labels.astype(np.int64),
-                        scale=np.float32(scale))
+            save_arrays(
+                root / f"{split}.npz",
+                images=images,
+                labels=labels.astype(np.int64),
+                scale=np.float32(scale),
+            )
         write_manifest(root / MANIFEST, [f"{s}.npz" for s in splits], info)
 
 
 def _stratified_split(labels: np.ndarray, test_size: float, seed: int):
     from sklearn.model_selection import train_test_split
 
-    return train_test_split(np.arange(len(labels)), test_size=test_size, random_state=seed,
-                            stratify=labels)
+    return train_test_split(
+        np.arange(len(labels)), test_size=test_size, random_state=seed, stratify=labels
+    )
 
 
 class SklearnDigits(_ArraySource):
@@ -136,9 +148,15 @@ class SklearnDigits(_ArraySource):
     def prepare(self, spec, root, resolve):
         digits, train, test = self._split(spec)
         images = digits.images.astype(np.uint8)[:, None]  # [N, 1, 8, 8], values 0..16
-        self._write(root, {"train": (images[train], digits.target[train]),
-                           "test": (images[test], digits.target[test])},
-                    scale=16.0, info={"source": "sklearn_digits"})
+        self._write(
+            root,
+            {
+                "train": (images[train], digits.target[train]),
+                "test": (images[test], digits.target[test]),
+            },
+            scale=16.0,
+            info={"source": "sklearn_digits"},
+        )
 
 
 class TorchvisionDataset:
@@ -148,11 +166,21 @@ class TorchvisionDataset:
 
     # name -> (files torchvision needs, relative to the cache folder, for the offline message)
     FILES = {
-        "MNIST": ["MNIST/raw/train-images-idx3-ubyte.gz", "MNIST/raw/train-labels-idx1-ubyte.gz",
-                  "MNIST/raw/t10k-images-idx3-ubyte.gz", "MNIST/raw/t10k-labels-idx1-ubyte.gz"],
-        "FashionMNIST": [f"FashionMNIST/raw/{f}" for f in (
-            "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")],
+        "MNIST": [
+            "MNIST/raw/train-images-idx3-ubyte.gz",
+            "MNIST/raw/train-labels-idx1-ubyte.gz",
+            "MNIST/raw/t10k-images-idx3-ubyte.gz",
+            "MNIST/raw/t10k-labels-idx1-ubyte.gz",
+        ],
+        "FashionMNIST": [
+            f"FashionMNIST/raw/{f}"
+            for f in (
+                "train-images-idx3-ubyte.gz",
+                "train-labels-idx1-ubyte.gz",
+                "t10k-images-idx3-ubyte.gz",
+                "t10k-labels-idx1-ubyte.gz",
+            )
+        ],
         "CIFAR10": ["cifar-10-python.tar.gz"],
         "SVHN": ["train_32x32.mat", "test_32x32.mat"],
         "USPS": ["usps.bz2", "usps.t.bz2"],
@@ -182,9 +210,13 @@ class TorchvisionDataset:
                 raise DatasetUnavailable(
                     f"could not obtain torchvision {name} ({split} split): {error}\n"
                     f"Without internet access, put the files torchvision downloads here:\n  "
-                    f"{files}\n(torchvision checks their md5; then rerun.)") from error
-        files = [str(p.relative_to(root)) for p in sorted(root.rglob("*"))
-                 if p.is_file() and p.name != MANIFEST]
+                    f"{files}\n(torchvision checks their md5; then rerun.)"
+                ) from error
+        files = [
+            str(p.relative_to(root))
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != MANIFEST
+        ]
         write_manifest(root / MANIFEST, files, {"source": "torchvision", "name": name})
 
     def labels(self, spec, root, split):
@@ -235,23 +267,29 @@ class _FolderSource:
             digest.update(f"{path}\t{label}\t{size}\n".encode())
         return digest.hexdigest()
 
-    def _write_listing(self, root: Path, splits: Mapping[str, list[tuple[str, int]]],
-                       info: Mapping[str, Any]) -> None:
+    def _write_listing(
+        self, root: Path, splits: Mapping[str, list[tuple[str, int]]], info: Mapping[str, Any]
+    ) -> None:
         for split, samples in splits.items():
             (root / f"{split}.json").write_text(json.dumps(samples))
         digests = {split: self._listing_digest(samples) for split, samples in splits.items()}
-        write_manifest(root / MANIFEST, [f"{s}.json" for s in splits],
-                       {**info, "images_listing_sha256": digests})
+        write_manifest(
+            root / MANIFEST,
+            [f"{s}.json" for s in splits],
+            {**info, "images_listing_sha256": digests},
+        )
 
     def _samples(self, root: Path, split: str) -> list[tuple[str, int]]:
-        samples = [(path, int(label)) for path, label in
-                   json.loads((root / f"{split}.json").read_text())]
+        samples = [
+            (path, int(label)) for path, label in json.loads((root / f"{split}.json").read_text())
+        ]
         expected = read_manifest(root / MANIFEST, verify=False)["images_listing_sha256"][split]
         if self._listing_digest(samples) != expected:
             raise ValueError(
                 f"the {split} images listed in {root / f'{split}.json'} changed (a file was "
                 f"removed, added or rewritten) since {root / MANIFEST} was made; delete "
-                f"{root} and rerun to list them again")
+                f"{root} and rerun to list them again"
+            )
         return samples
 
     def labels(self, spec, root, split):
@@ -292,17 +330,21 @@ class ImageFolderDataset(_FolderSource):
             if not folder.is_dir():
                 raise DatasetUnavailable(
                     f"image folder {folder} ('{split}' of an image_folder dataset) does not "
-                    "exist; it should hold one sub-folder of images per class")
+                    "exist; it should hold one sub-folder of images per class"
+                )
         classes, train = _class_folder_samples(folders["train"])
         if "test" in folders:
             test_classes, test = _class_folder_samples(folders["test"])
             if test_classes != classes:
-                raise ValueError(f"{folders['test']}: class folders {test_classes} differ from "
-                                 f"those of {folders['train']}: {classes}")
+                raise ValueError(
+                    f"{folders['test']}: class folders {test_classes} differ from "
+                    f"those of {folders['train']}: {classes}"
+                )
         else:
             train, test = _split_samples(train, spec["test_size"], spec["split_seed"])
-        self._write_listing(root, {"train": train, "test": test},
-                            {"source": "image_folder", "classes": classes})
+        self._write_listing(
+            root, {"train": train, "test": test}, {"source": "image_folder", "classes": classes}
+        )
 
 
 class ImageNetValidation(_FolderSource):
@@ -326,11 +368,13 @@ class ImageNetValidation(_FolderSource):
             raise DatasetUnavailable(
                 f"ImageNet validation data not found in {source} ({error}). Put "
                 f"ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz (from image-net.org, "
-                f"after registering) into {source}, then rerun.") from error
+                f"after registering) into {source}, then rerun."
+            ) from error
         samples = [(str(Path(p).resolve()), int(c)) for p, c in val.samples]
         train, test = _split_samples(samples, spec["test_size"], spec["split_seed"])
-        self._write_listing(root, {"train": train, "test": test},
-                            {"source": "imagenet_val", "wnids": val.wnids})
+        self._write_listing(
+            root, {"train": train, "test": test}, {"source": "imagenet_val", "wnids": val.wnids}
+        )
 
 
 class MnistM(_FolderSource):
@@ -351,13 +395,15 @@ class MnistM(_FolderSource):
                 raise DatasetUnavailable(
                     f"MNIST-M not found: {labels_file} is missing. Put the unpacked release "
                     f"(mnist_m_train/, mnist_m_test/, mnist_m_train_labels.txt, "
-                    f"mnist_m_test_labels.txt) into {source}, then rerun.")
+                    f"mnist_m_test_labels.txt) into {source}, then rerun."
+                )
             samples = []
             for line in labels_file.read_text().split("\n"):
                 if line.strip():
                     name, label = line.split()
-                    samples.append((str((source / f"mnist_m_{split}" / name).resolve()),
-                                    int(label)))
+                    samples.append(
+                        (str((source / f"mnist_m_{split}" / name).resolve()), int(label))
+                    )
             splits[split] = samples
         self._write_listing(root, splits, {"source": "mnist_m"})
 
@@ -377,8 +423,14 @@ class CombinedDataset(_ArraySource):
         import torch
         from torchvision.transforms import v2
 
-        to_rgb_array = v2.Compose([v2.ToImage(), v2.RGB(), v2.Resize((spec["size"],) * 2),
-                                   v2.ToDtype(torch.uint8, scale=True)])
+        to_rgb_array = v2.Compose(
+            [
+                v2.ToImage(),
+                v2.RGB(),
+                v2.Resize((spec["size"],) * 2),
+                v2.ToDtype(torch.uint8, scale=True),
+            ]
+        )
         splits = {}
         for split in SPLITS:
             images, labels = [], []
@@ -389,8 +441,12 @@ class CombinedDataset(_ArraySource):
                     images.append(image.numpy())
                     labels.append(label)
             splits[split] = (np.stack(images), np.asarray(labels))
-        self._write(root, splits, scale=255.0,
-                    info={"source": "combine", "datasets": list(spec["datasets"])})
+        self._write(
+            root,
+            splits,
+            scale=255.0,
+            info={"source": "combine", "datasets": list(spec["datasets"])},
+        )
 
 
 DATASET_SOURCES: dict[str, DatasetSource] = {
@@ -412,8 +468,9 @@ def dataset_source(spec: Mapping[str, Any]) -> DatasetSource:
         ) from None
 
 
-def prepare_dataset(spec: Mapping[str, Any], manifest: str | Path,
-                    resolve: Resolver | None = None) -> None:
+def prepare_dataset(
+    spec: Mapping[str, Any], manifest: str | Path, resolve: Resolver | None = None
+) -> None:
     """Obtain a dataset into the folder of ``manifest`` (the file Snakemake tracks)."""
     root = Path(manifest).parent
     root.mkdir(parents=True, exist_ok=True)

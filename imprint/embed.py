@@ -55,12 +55,19 @@ def extract_embeddings(
     network = network.to(target, memory_format=torch.channels_last).eval()
     if on_gpu:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=on_gpu, persistent_workers=False)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=on_gpu,
+        persistent_workers=False,
+    )
     embeddings, labels = [], []
     with torch.inference_mode():
-        for images, batch_labels in tqdm(loader, desc="embedding", unit="batch",
-                                         disable=not progress):
+        for images, batch_labels in tqdm(
+            loader, desc="embedding", unit="batch", disable=not progress
+        ):
             images = images.to(target, non_blocking=True)
             if images.dim() == 4:
                 images = images.contiguous(memory_format=torch.channels_last)

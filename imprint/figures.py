@@ -34,8 +34,7 @@ def pyplot():
     return plt
 
 
-def _tasks_differing_only_in(tasks: Mapping[str, Mapping[str, Any]], field: str
-                             ) -> list[list[str]]:
+def _tasks_differing_only_in(tasks: Mapping[str, Mapping[str, Any]], field: str) -> list[list[str]]:
     """Groups of task names whose specs are equal but for ``field`` (and their seeds)."""
     groups: dict[str, list[str]] = {}
     for name, spec in tasks.items():
@@ -53,8 +52,14 @@ def few_shot_series(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[st
         shots = {name: tasks[name].get("n_shot", "all") for name in names}
         if len(names) < 2 or all(n == "all" for n in shots.values()):
             continue
-        ordered = sorted(names, key=lambda name: (shots[name] == "all", shots[name]
-                                                  if shots[name] != "all" else 0, name))
+        ordered = sorted(
+            names,
+            key=lambda name: (
+                shots[name] == "all",
+                shots[name] if shots[name] != "all" else 0,
+                name,
+            ),
+        )
         full = [name for name in ordered if shots[name] == "all"]
         label = full[0] if full else f"{tasks[ordered[0]]['dataset']} ({ordered[0]}, ...)"
         series[label] = ordered
@@ -62,7 +67,7 @@ def few_shot_series(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[st
 
 
 def d_in_1_series(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
-    """"d in 1" tasks that differ only in d, as series name -> tasks ordered by d (at least two
+    """ "d in 1" tasks that differ only in d, as series name -> tasks ordered by d (at least two
     values of d). The name is the dataset's, with the shared label count."""
     remapped = {name: spec for name, spec in tasks.items() if "d_in_1" in spec}
     series = {}
@@ -87,8 +92,11 @@ def figure_plan(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     grid = config["imprinting"]
     options = config.get("figures", {})
     models = options.get("models") or sorted(config["models"])
-    plain = [task for task in sorted(tasks)
-             if "n_shot" not in tasks[task] and "d_in_1" not in tasks[task]]
+    plain = [
+        task
+        for task in sorted(tasks)
+        if "n_shot" not in tasks[task] and "d_in_1" not in tasks[task]
+    ]
     full_data = [task for task in sorted(tasks) if "n_shot" not in tasks[task]]
     plan: dict[str, dict[str, Any]] = {
         # NC1 is measured on the full train split, so n-shot tasks would repeat their source
@@ -97,23 +105,30 @@ def figure_plan(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
     if "max" not in grid["agg"]:
         return plan
-    plan["gen_vs_k"] = {"models": models,
-                        "tasks": options.get("gen_vs_k_tasks") or plain or sorted(tasks)}
+    plan["gen_vs_k"] = {
+        "models": models,
+        "tasks": options.get("gen_vs_k_tasks") or plain or sorted(tasks),
+    }
     if "kmeans" not in grid["gen"]:
         return plan
-    for name, series in (("few_shot", few_shot_series(tasks)),
-                         ("d_in_1", d_in_1_series(tasks))):
+    for name, series in (("few_shot", few_shot_series(tasks)), ("d_in_1", d_in_1_series(tasks))):
         if series:
             members = sorted({task for names in series.values() for task in names})
-            plan[name] = {"models": models, "series": series,
-                          "tasks": {task: dict(tasks[task]) for task in members}}
+            plan[name] = {
+                "models": models,
+                "series": series,
+                "tasks": {task: dict(tasks[task]) for task in members},
+            }
     return dict(sorted(plan.items()))
 
 
 def best_norm(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """Per ``keys``: mean and std over seeds of the NORM combination with the best mean."""
-    per_norm = (results.groupby([*keys, *NORMS], dropna=False, sort=True)["accuracy"]
-                .agg(mean="mean", std="std", n_seeds="size").reset_index())
+    per_norm = (
+        results.groupby([*keys, *NORMS], dropna=False, sort=True)["accuracy"]
+        .agg(mean="mean", std="std", n_seeds="size")
+        .reset_index()
+    )
     best = per_norm.loc[per_norm.groupby(list(keys), dropna=False, sort=True)["mean"].idxmax()]
     return best.assign(std=best["std"].fillna(0.0)).reset_index(drop=True)
 
@@ -127,8 +142,13 @@ def _gen_colours(gens: Sequence[str]) -> dict[str, Any]:
 def _grid(rows: int, cols: int, width: float = 3.3, height: float = 2.7):
     plt = pyplot()
     # at least 7 inches wide, so that the title and the shared legend fit
-    fig, axes = plt.subplots(rows, cols, figsize=(max(7.0, width * cols), height * rows + 0.9),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(max(7.0, width * cols), height * rows + 0.9),
+        squeeze=False,
+        layout="constrained",
+    )
     return fig, axes
 
 
@@ -138,12 +158,12 @@ def _k_axis(ax, ks: Sequence[int]) -> None:
     ax.minorticks_off()
 
 
-def plot_gen_vs_k(results: pd.DataFrame, models: Sequence[str], tasks: Sequence[str]
-                  ) -> Any:
+def plot_gen_vs_k(results: pd.DataFrame, models: Sequence[str], tasks: Sequence[str]) -> Any:
     """Accuracy against k for every GEN method (best NORM, AGG max), one panel per model and
     task; methods without k (all, mean, ls) as horizontal lines."""
-    selected = results[(results["agg"] == "max") & results["model"].isin(models)
-                       & results["task"].isin(tasks)]
+    selected = results[
+        (results["agg"] == "max") & results["model"].isin(models) & results["task"].isin(tasks)
+    ]
     if selected.empty:
         raise ValueError("no AGG max results for the models and tasks of the GEN vs k figure")
     curves = best_norm(selected, [*GROUP, "gen", "k"])
@@ -161,15 +181,21 @@ def plot_gen_vs_k(results: pd.DataFrame, models: Sequence[str], tasks: Sequence[
                     continue
                 if line["k"].isna().all():  # no k: the same value at every k
                     mean, std = float(line["mean"].iloc[0]), float(line["std"].iloc[0])
-                    ax.axhline(mean, color=colours[gen], linestyle="--", linewidth=1.2,
-                               label=gen)
+                    ax.axhline(mean, color=colours[gen], linestyle="--", linewidth=1.2, label=gen)
                     ax.axhspan(mean - std, mean + std, color=colours[gen], alpha=0.12)
                 else:
                     k = line["k"].astype(float)
-                    ax.plot(k, line["mean"], marker="o", markersize=3, color=colours[gen],
-                            label=gen)
-                    ax.fill_between(k, line["mean"] - line["std"], line["mean"] + line["std"],
-                                    color=colours[gen], alpha=0.15, linewidth=0)
+                    ax.plot(
+                        k, line["mean"], marker="o", markersize=3, color=colours[gen], label=gen
+                    )
+                    ax.fill_between(
+                        k,
+                        line["mean"] - line["std"],
+                        line["mean"] + line["std"],
+                        color=colours[gen],
+                        alpha=0.15,
+                        linewidth=0,
+                    )
             if ks:
                 _k_axis(ax, [int(k) for k in ks])
             ax.set_title(f"{model} / {task}", fontsize=9)
@@ -177,10 +203,18 @@ def plot_gen_vs_k(results: pd.DataFrame, models: Sequence[str], tasks: Sequence[
             ax.set_ylabel("test accuracy")
             ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3 * len(tasks)),
-               fontsize=8, title="GEN (dashed: no k)", title_fontsize=8)
-    fig.suptitle("GEN vs k: accuracy (mean ± std over seeds), best NORM per point, AGG max",
-                 fontsize=10)
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncol=min(len(labels), 3 * len(tasks)),
+        fontsize=8,
+        title="GEN (dashed: no k)",
+        title_fontsize=8,
+    )
+    fig.suptitle(
+        "GEN vs k: accuracy (mean ± std over seeds), best NORM per point, AGG max", fontsize=10
+    )
     return fig
 
 
@@ -189,42 +223,58 @@ def _per_class_samples(nc1: pd.DataFrame, task: str) -> float:
     return float((rows["n_samples"] / rows["n_labels"]).mean())
 
 
-def plot_few_shot(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
-                  series: Mapping[str, Sequence[str]], tasks: Mapping[str, Mapping[str, Any]]
-                  ) -> Any:
+def plot_few_shot(
+    results: pd.DataFrame,
+    nc1: pd.DataFrame,
+    models: Sequence[str],
+    series: Mapping[str, Sequence[str]],
+    tasks: Mapping[str, Mapping[str, Any]],
+) -> Any:
     """Accuracy against n (train samples per label) for k-means with k in FEW_SHOT_K and for
     GEN all ("k = n"), best NORM, AGG max; one panel per model and series. The task with all
     samples sits at its mean samples per label (from the NC1 table, which counts them)."""
     selected = results[(results["agg"] == "max") & results["model"].isin(models)]
     curves = best_norm(selected, [*GROUP, "gen", "k"])
-    lines = [(f"k-means k={k}" + (" (= mean)" if k == 1 else ""), "kmeans", k)
-             for k in FEW_SHOT_K]
+    lines = [(f"k-means k={k}" + (" (= mean)" if k == 1 else ""), "kmeans", k) for k in FEW_SHOT_K]
     lines.append(("k = n (all)", "all", None))
     colours = pyplot().get_cmap("viridis")(np.linspace(0, 0.9, len(lines)))
     fig, axes = _grid(len(models), len(series), width=3.8)
     for col, (name, members) in enumerate(series.items()):
-        n = {task: (tasks[task]["n_shot"] if tasks[task].get("n_shot", "all") != "all"
-                    else _per_class_samples(nc1, task)) for task in members}
+        n = {
+            task: (
+                tasks[task]["n_shot"]
+                if tasks[task].get("n_shot", "all") != "all"
+                else _per_class_samples(nc1, task)
+            )
+            for task in members
+        }
         for row, model in enumerate(models):
             ax = axes[row, col]
             panel = curves[(curves["model"] == model) & curves["task"].isin(members)]
-            for (label, gen, k), colour in zip(lines, colours):
-                line = panel[(panel["gen"] == gen)
-                             & (panel["k"].isna() if k is None else panel["k"] == k)]
+            for (label, gen, k), colour in zip(lines, colours, strict=True):
+                line = panel[
+                    (panel["gen"] == gen) & (panel["k"].isna() if k is None else panel["k"] == k)
+                ]
                 if line.empty:
                     continue
                 x = line["task"].map(n).astype(float)
                 order = np.argsort(x.to_numpy())
-                x, mean, std = (x.to_numpy()[order], line["mean"].to_numpy()[order],
-                                line["std"].to_numpy()[order])
+                x, mean, std = (
+                    x.to_numpy()[order],
+                    line["mean"].to_numpy()[order],
+                    line["std"].to_numpy()[order],
+                )
                 ax.plot(x, mean, marker="o", markersize=3, color=colour, label=label)
-                ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15,
-                                linewidth=0)
+                ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, linewidth=0)
             ticks = sorted(n.values())
             ax.set_xscale("log")
-            ax.set_xticks(ticks, [str(int(t)) if tasks[task].get("n_shot", "all") != "all"
-                                  else f"all\n(≈{t:.0f})"
-                                  for t, task in sorted(zip(n.values(), n.keys()))])
+            ax.set_xticks(
+                ticks,
+                [
+                    str(int(t)) if tasks[task].get("n_shot", "all") != "all" else f"all\n(≈{t:.0f})"
+                    for t, task in sorted(zip(n.values(), n.keys(), strict=True))
+                ],
+            )
             ax.minorticks_off()
             ax.set_title(f"{model} / {name}", fontsize=9)
             ax.set_xlabel("n (train samples per label)")
@@ -232,8 +282,9 @@ def plot_few_shot(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str
             ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=8)
-    fig.suptitle("Few-shot: accuracy (mean ± std over seeds) against n,\nbest NORM, AGG max",
-                 fontsize=10)
+    fig.suptitle(
+        "Few-shot: accuracy (mean ± std over seeds) against n,\nbest NORM, AGG max", fontsize=10
+    )
     return fig
 
 
@@ -241,36 +292,59 @@ def plot_nc1(nc1: pd.DataFrame, models: Sequence[str], tasks: Sequence[str]) -> 
     """NC1 per task (bars per model; mean over seeds, error bars ± std), log scale: lower means
     more collapsed classes in the FM's embedding."""
     plt = pyplot()
-    summary = (nc1[nc1["model"].isin(models) & nc1["task"].isin(tasks)]
-               .groupby(list(GROUP))["nc1"].agg(["mean", "std"]).fillna({"std": 0.0}))
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(tasks) * len(models) + 1.5), 3.8),
-                           layout="constrained")
+    summary = (
+        nc1[nc1["model"].isin(models) & nc1["task"].isin(tasks)]
+        .groupby(list(GROUP))["nc1"]
+        .agg(["mean", "std"])
+        .fillna({"std": 0.0})
+    )
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 0.55 * len(tasks) * len(models) + 1.5), 3.8), layout="constrained"
+    )
     width = 0.8 / len(models)
     x = np.arange(len(tasks))
     for index, model in enumerate(models):
         values = summary.reindex([(model, task) for task in tasks])
-        ax.bar(x + (index - (len(models) - 1) / 2) * width, values["mean"], width,
-               yerr=values["std"], capsize=2, label=model)
-    ax.set_xticks(x, tasks, rotation=45 if len(tasks) > 6 else 0, ha="right"
-                  if len(tasks) > 6 else "center", fontsize=8)
+        ax.bar(
+            x + (index - (len(models) - 1) / 2) * width,
+            values["mean"],
+            width,
+            yerr=values["std"],
+            capsize=2,
+            label=model,
+        )
+    ax.set_xticks(
+        x,
+        tasks,
+        rotation=45 if len(tasks) > 6 else 0,
+        ha="right" if len(tasks) > 6 else "center",
+        fontsize=8,
+    )
     ax.set_yscale("log")
     ax.set_ylabel("NC1 = tr(Σ_W Σ_B⁺) / C")
     ax.set_xlabel("task (full train split)")
     ax.legend(title="model", fontsize=8, title_fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("Neural collapse NC1 per task and model (mean ± std over seeds; lower = more "
-                 "collapsed)", fontsize=10)
+    ax.set_title(
+        "Neural collapse NC1 per task and model (mean ± std over seeds; lower = more collapsed)",
+        fontsize=10,
+    )
     return fig
 
 
-def plot_d_in_1(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
-                series: Mapping[str, Sequence[str]], tasks: Mapping[str, Mapping[str, Any]]
-                ) -> Any:
+def plot_d_in_1(
+    results: pd.DataFrame,
+    nc1: pd.DataFrame,
+    models: Sequence[str],
+    series: Mapping[str, Sequence[str]],
+    tasks: Mapping[str, Mapping[str, Any]],
+) -> Any:
     """Per model and "d in 1" series: accuracy against k for k-means (best NORM, AGG max), one
     line per d with a dotted marker at k = d; alongside, NC1 against d."""
     plt = pyplot()
-    selected = results[(results["agg"] == "max") & (results["gen"] == "kmeans")
-                       & results["model"].isin(models)]
+    selected = results[
+        (results["agg"] == "max") & (results["gen"] == "kmeans") & results["model"].isin(models)
+    ]
     if selected.empty:
         raise ValueError("the d-in-1 figure needs GEN kmeans with AGG max in the grid")
     curves = best_norm(selected, [*GROUP, "k"])
@@ -283,7 +357,7 @@ def plot_d_in_1(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
         nc1_rows = nc1[(nc1["model"] == model) & nc1["task"].isin(members)]
         nc1_by_task = nc1_rows.groupby("task")["nc1"].agg(["mean", "std"]).fillna(0.0)
         ax = axes[row, 0]
-        for task, colour in zip(members, colours):
+        for task, colour in zip(members, colours, strict=True):
             line = curves[(curves["model"] == model) & (curves["task"] == task)].sort_values("k")
             if line.empty:
                 continue
@@ -292,8 +366,14 @@ def plot_d_in_1(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
                 label += f" (NC1 {nc1_by_task.loc[task, 'mean']:.2g})"
             k = line["k"].astype(float)
             ax.plot(k, line["mean"], marker="o", markersize=3, color=colour, label=label)
-            ax.fill_between(k, line["mean"] - line["std"], line["mean"] + line["std"],
-                            color=colour, alpha=0.15, linewidth=0)
+            ax.fill_between(
+                k,
+                line["mean"] - line["std"],
+                line["mean"] + line["std"],
+                color=colour,
+                alpha=0.15,
+                linewidth=0,
+            )
             ax.axvline(ds[task], color=colour, linestyle=":", linewidth=1)
         _k_axis(ax, ks)
         ax.set_title(f"{model} / {name}: accuracy vs k (dotted: k = d)", fontsize=9)
@@ -311,8 +391,7 @@ def plot_d_in_1(results: pd.DataFrame, nc1: pd.DataFrame, models: Sequence[str],
         ax.set_xlabel("d (classes merged into one label)")
         ax.set_ylabel("NC1 (mean ± std over seeds)")
         ax.grid(alpha=0.3)
-    fig.suptitle('"d in 1" tasks: accuracy against k (dotted: k = d), NC1 against d',
-                 fontsize=10)
+    fig.suptitle('"d in 1" tasks: accuracy against k (dotted: k = d), NC1 against d', fontsize=10)
     return fig
 
 
@@ -321,15 +400,24 @@ def plot_gen_time(summary: pd.DataFrame) -> Any:
     diamond = mean (log scale)."""
     plt = pyplot()
     summary = summary.iloc[::-1]  # first row on top
-    labels = [gen if pd.isna(k) else f"{gen} k={int(k)}"
-              for gen, k in zip(summary["gen"], summary["k"])]
+    labels = [
+        gen if pd.isna(k) else f"{gen} k={int(k)}"
+        for gen, k in zip(summary["gen"], summary["k"], strict=True)
+    ]
     colours = _gen_colours(list(summary["gen"].unique()))
     y = np.arange(len(summary))
     fig, ax = plt.subplots(figsize=(7, 1.2 + 0.22 * len(summary)), layout="constrained")
     median = summary["median_s"].to_numpy()
     ax.barh(y, median, color=[colours[gen] for gen in summary["gen"]], alpha=0.8)
-    ax.errorbar(median, y, xerr=[median - summary["min_s"], summary["max_s"] - median],
-                fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+    ax.errorbar(
+        median,
+        y,
+        xerr=[median - summary["min_s"], summary["max_s"] - median],
+        fmt="none",
+        ecolor="black",
+        capsize=2,
+        linewidth=0.8,
+    )
     ax.scatter(summary["mean_s"], y, marker="D", color="black", s=12, zorder=3, label="mean")
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_xscale("log")
@@ -337,13 +425,17 @@ def plot_gen_time(summary: pd.DataFrame) -> Any:
     ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     n_groups = int(summary["n_groups"].max())
-    ax.set_title(f"GEN time per method across {n_groups} groups (model × task):\n"
-                 "median (bar), min–max (whiskers), mean (◆)", fontsize=9)
+    ax.set_title(
+        f"GEN time per method across {n_groups} groups (model × task):\n"
+        "median (bar), min–max (whiskers), mean (◆)",
+        fontsize=9,
+    )
     return fig
 
 
-def cd_diagram(result: ComparisonResult, title: str, alpha: float = 0.05
-               ) -> tuple[Any, dict[str, list[Any]]]:
+def cd_diagram(
+    result: ComparisonResult, title: str, alpha: float = 0.05
+) -> tuple[Any, dict[str, list[Any]]]:
     """Critical-difference diagram (scikit-posthocs) of a comparison: the matplotlib figure and
     scikit-posthocs' artists (markers, elbows, labels, crossbars).
 
@@ -365,16 +457,23 @@ def cd_diagram(result: ComparisonResult, title: str, alpha: float = 0.05
     # The critical difference goes into the title: scikit-posthocs' CD ruler overlaps the rank
     # axis labels.
     artists = scikit_posthocs.critical_difference_diagram(
-        ranks, significance, ax=ax, alpha=alpha, label_props={"fontsize": 8})
+        ranks, significance, ax=ax, alpha=alpha, label_props={"fontsize": 8}
+    )
     if result.posthoc_run:
-        how = (f"bars join treatments the {POSTHOC_TESTS[result.posthoc]} test does not "
-               f"separate (alpha={alpha})")
+        how = (
+            f"bars join treatments the {POSTHOC_TESTS[result.posthoc]} test does not "
+            f"separate (alpha={alpha})"
+        )
         if not np.isnan(result.critical_difference):
             how += f"; CD = {result.critical_difference:.3g}"
     else:
         how = "no post-hoc test, so no bars"
-    ax.set_title(f"{title}\n{result.note}\n{how}\n{result.n_groups} groups (model × task); "
-                 "mean rank, 1 = best", fontsize=9, pad=28)
+    ax.set_title(
+        f"{title}\n{result.note}\n{how}\n{result.n_groups} groups (model × task); "
+        "mean rank, 1 = best",
+        fontsize=9,
+        pad=28,
+    )
     fig.tight_layout()
     return fig, artists
 
@@ -393,33 +492,53 @@ class Figure:
 #: Every figure the workflow can draw: adding one is a plot function and a line here (which
 #: figures a config draws, with which panels, is :func:`figure_plan`'s choice).
 FIGURES: dict[str, Figure] = {
-    "gen_vs_k": Figure(plot_gen_vs_k, {"results": "imprinting"}, """\
+    "gen_vs_k": Figure(
+        plot_gen_vs_k,
+        {"results": "imprinting"},
+        """\
 The paper's "GEN vs k" plot: test accuracy against k (proxies per class) for every GEN method,
 one panel per FM and task ({tasks}). AGG is max; at each point the NORM combination with the
 best mean test accuracy is taken (the paper's "best NORM", chosen on the test split, so
 optimistic by construction). Lines are means over seeds, bands ± one standard deviation;
-methods without k (all, mean, ls) are dashed horizontal lines."""),
-    "few_shot": Figure(plot_few_shot, {"results": "imprinting", "nc1": "nc1"}, """\
+methods without k (all, mean, ls) are dashed horizontal lines.""",
+    ),
+    "few_shot": Figure(
+        plot_few_shot,
+        {"results": "imprinting", "nc1": "nc1"},
+        """\
 Few-shot imprinting: test accuracy against n, the train samples per task label, for k-means
 with k = 1 (the class mean), 5 and 20, and for GEN all (k = n, every sample a proxy). With
 fewer than k samples k-means keeps them all. AGG max, best NORM per point; means over seeds with
 ± one standard deviation bands. Series (tasks that differ only in n): {series}.
-The point "all" sits at the mean train samples per label of the full task."""),
-    "nc1": Figure(plot_nc1, {"nc1": "nc1"}, """\
+The point "all" sits at the mean train samples per label of the full task.""",
+    ),
+    "nc1": Figure(
+        plot_nc1,
+        {"nc1": "nc1"},
+        """\
 Neural collapse NC1 per task (full train split) and FM, mean over seeds with ± one standard
 deviation error bars, on a log scale. Low NC1: the FM maps each label's samples close to their
 mean, and one proxy per label suffices; high NC1: more proxies help (Westerhoff et al.). NC1
-against d for "d in 1" tasks is in the d_in_1 figure."""),
-    "d_in_1": Figure(plot_d_in_1, {"results": "imprinting", "nc1": "nc1"}, """\
+against d for "d in 1" tasks is in the d_in_1 figure.""",
+    ),
+    "d_in_1": Figure(
+        plot_d_in_1,
+        {"results": "imprinting", "nc1": "nc1"},
+        """\
 "d in 1" tasks, where each task label merges d original classes: left, test accuracy against k
 for GEN k-means (AGG max, best NORM per point; mean ± std over seeds), one line per d, with a
 dotted line at k = d, the number of modes per label (beyond it, more proxies should add
 little); the legend gives each task's NC1. Right, NC1 against d (mean ± std over seeds).
-Series: {series}."""),
-    "gen_time": Figure(plot_gen_time, {"summary": "gen_time_summary"}, """\
+Series: {series}.""",
+    ),
+    "gen_time": Figure(
+        plot_gen_time,
+        {"summary": "gen_time_summary"},
+        """\
 GEN wall time per method and k across groups (FM × task), from
 results/tables/gen_time_summary.csv: bars are medians, whiskers span minimum to maximum,
-diamonds are means; log scale."""),
+diamonds are means; log scale.""",
+    ),
 }
 
 
@@ -428,7 +547,8 @@ def figure_caption(figure: str, options: Mapping[str, Any]) -> str:
     series = options.get("series", {})
     return FIGURES[figure].caption.format(
         tasks=", ".join(options.get("tasks", [])),
-        series="; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in series.items()))
+        series="; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in series.items()),
+    )
 
 
 def save_figure(fig: Any, pdf: str, png: str, dpi: int = 150) -> None:
@@ -441,4 +561,3 @@ def save_figure(fig: Any, pdf: str, png: str, dpi: int = 150) -> None:
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     pyplot().close(fig)
-

@@ -189,5 +189,5 @@ def generate_proxies(
         else:
             chosen = _select_indices(samples, gen, k, class_seed(random_state, position))
             blocks.append(samples[chosen])
-    labels = np.concatenate([np.full(len(b), c) for b, c in zip(blocks, classes)])
+    labels = np.concatenate([np.full(len(b), c) for b, c in zip(blocks, classes, strict=True)])
     return np.concatenate(blocks), labels

@@ -56,8 +56,13 @@ class Grid:
 
     def size(self) -> int:
         gens = sum(len(self.k) if g in K_METHODS else 1 for g in self.gen)
-        return (gens * len(self.norm_pre) * len(self.norm_post) * len(self.norm_inf)
-                * len(self.variants()))
+        return (
+            gens
+            * len(self.norm_pre)
+            * len(self.norm_post)
+            * len(self.norm_inf)
+            * len(self.variants())
+        )
 
 
 def run_grid(
@@ -108,12 +113,23 @@ def run_grid(
                 for norm_post in grid.norm_post:
                     weights = normalize_proxies(proxies, proxy_class, norm_post)
                     for norm_inf, test in tests.items():
-                        predictions = predict_variants(test, weights, proxy_class, n_classes,
-                                                       variants)
+                        predictions = predict_variants(
+                            test, weights, proxy_class, n_classes, variants
+                        )
                         for (agg, m), predicted in predictions.items():
-                            rows.append((gen, k, norm_pre, norm_post, norm_inf, agg,
-                                         m if agg == "mnn" else None, len(proxies),
-                                         float(np.mean(predicted == test_y))))
+                            rows.append(
+                                (
+                                    gen,
+                                    k,
+                                    norm_pre,
+                                    norm_post,
+                                    norm_inf,
+                                    agg,
+                                    m if agg == "mnn" else None,
+                                    len(proxies),
+                                    float(np.mean(predicted == test_y)),
+                                )
+                            )
     results = pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).astype({"k": "Int64", "m": "Int64"})
     timing = pd.DataFrame(timings, columns=list(TIMING_COLUMNS)).astype({"k": "Int64"})
     return results, timing

@@ -56,8 +56,9 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"{path}: file not found") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         # .npz members carry CRC-32 checksums: truncation or flipped bytes end up here.
-        raise ValueError(f"{path}: corrupt or truncated .npz file ({error}); delete it and "
-                         "rerun to recreate it") from error
+        raise ValueError(
+            f"{path}: corrupt or truncated .npz file ({error}); delete it and rerun to recreate it"
+        ) from error
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -141,14 +141,16 @@ def train_base_cnn(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_base_cnn(training_data, base_classes, embedding_dim, epochs,
-                               learning_rate, batch_size, seed)
+        return _train_base_cnn(
+            training_data, base_classes, embedding_dim, epochs, learning_rate, batch_size, seed
+        )
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _train_base_cnn(training_data, base_classes, embedding_dim, epochs, learning_rate,
-                    batch_size, seed):
+def _train_base_cnn(
+    training_data, base_classes, embedding_dim, epochs, learning_rate, batch_size, seed
+):
     import torch
     from torch.utils.data import DataLoader, Subset
 
@@ -179,15 +181,28 @@ def _train_base_cnn(training_data, base_classes, embedding_dim, epochs, learning
             optimiser.step()
             total_loss += loss.item() * len(batch)
             correct += int((logits.argmax(1) == targets[batch]).sum())
-        history.append({"epoch": epoch + 1, "loss": total_loss / len(subset),
-                        "train_accuracy": correct / len(subset)})
-        log.info("epoch %d: loss %.4f, train accuracy %.4f", epoch + 1,
-                 history[-1]["loss"], history[-1]["train_accuracy"])
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total_loss / len(subset),
+                "train_accuracy": correct / len(subset),
+            }
+        )
+        log.info(
+            "epoch %d: loss %.4f, train accuracy %.4f",
+            epoch + 1,
+            history[-1]["loss"],
+            history[-1]["train_accuracy"],
+        )
     network.eval()
     with torch.inference_mode():
         final_accuracy = float((network(images).argmax(1) == targets).float().mean())
-    return network, {"history": history, "train_accuracy": final_accuracy,
-                     "in_channels": in_channels, "n_train": len(subset)}
+    return network, {
+        "history": history,
+        "train_accuracy": final_accuracy,
+        "in_channels": in_channels,
+        "n_train": len(subset),
+    }
 
 
 class BaseCNN:
@@ -211,8 +226,10 @@ class BaseCNN:
             seed=spec["seed"],
         )
         if record["train_accuracy"] < 0.99:
-            log.warning("the base CNN fits its base classes only to %.3f train accuracy; "
-                        "raise 'epochs'", record["train_accuracy"])
+            log.warning(
+                "the base CNN fits its base classes only to %.3f train accuracy; raise 'epochs'",
+                record["train_accuracy"],
+            )
         _save({"source": "base_cnn", "state_dict": network.state_dict(), **record}, out)
 
     def load(self, spec: Mapping[str, Any], path: Path):
@@ -279,10 +296,18 @@ class TorchvisionModel:
             raise FileNotFoundError(
                 f"could not obtain the {weights} weights of {spec['name']}: {error}\n"
                 f"Without internet access, put {weights.url}\nat {checkpoint}\n(or set TORCH_HOME "
-                "to a folder whose hub/checkpoints/ holds it), then rerun.") from error
+                "to a folder whose hub/checkpoints/ holds it), then rerun."
+            ) from error
         strip_classifier(network)
-        _save({"source": "torchvision", "name": spec["name"], "weights": spec["weights"],
-               "state_dict": network.state_dict()}, out)
+        _save(
+            {
+                "source": "torchvision",
+                "name": spec["name"],
+                "weights": spec["weights"],
+                "state_dict": network.state_dict(),
+            },
+            out,
+        )
 
     def load(self, spec: Mapping[str, Any], path: Path):
         from torchvision.models import get_model

@@ -51,7 +51,8 @@ def normalize_embeddings(x: np.ndarray, norm: str) -> np.ndarray:
 
 
 def normalize_proxies(proxies: np.ndarray, proxy_labels: np.ndarray, norm: str) -> np.ndarray:
-    """NORMpost: ``"none"``, ``"l2"`` (each proxy) or ``"quantile"`` (see :func:`quantile_normalize`)."""
+    """NORMpost: ``"none"``, ``"l2"`` (each proxy) or ``"quantile"``
+    (see :func:`quantile_normalize`)."""
     if norm == "none":
         return proxies
     if norm == "l2":

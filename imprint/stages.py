@@ -29,10 +29,18 @@ def logged(path: str | Path, threads: int = 1) -> Iterator[None]:
     from threadpoolctl import threadpool_limits
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle, contextlib.redirect_stdout(handle), \
-            contextlib.redirect_stderr(handle), threadpool_limits(limits=threads):
-        logging.basicConfig(stream=handle, level=logging.INFO, force=True,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with (
+        open(path, "w") as handle,
+        contextlib.redirect_stdout(handle),
+        contextlib.redirect_stderr(handle),
+        threadpool_limits(limits=threads),
+    ):
+        logging.basicConfig(
+            stream=handle,
+            level=logging.INFO,
+            force=True,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         try:
             yield
         except BaseException:
@@ -46,8 +54,7 @@ def logged(path: str | Path, threads: int = 1) -> Iterator[None]:
 def loaded_modules() -> list[str]:
     """The modules of this package imported in this process so far."""
     package = __name__.split(".")[0]
-    return sorted(name for name in sys.modules
-                  if name == package or name.startswith(f"{package}."))
+    return sorted(name for name in sys.modules if name == package or name.startswith(f"{package}."))
 
 
 def run_prepare_dataset(
@@ -74,9 +81,11 @@ def run_prepare_model(
     from imprint.models import model_source
 
     source = model_source(spec)
-    training_data = (split_images(dataset_spec, dataset_manifest, "train",
-                                  transform=source.preprocess(spec))
-                     if dataset_manifest else None)
+    training_data = (
+        split_images(dataset_spec, dataset_manifest, "train", transform=source.preprocess(spec))
+        if dataset_manifest
+        else None
+    )
     source.prepare(spec, Path(out), training_data, threads)
 
 
@@ -96,17 +105,27 @@ def run_embed(
 
     source = model_source(model_spec)
     network = source.load(model_spec, Path(model_file))
-    images = split_images(dataset_spec, dataset_manifest, split,
-                          transform=source.preprocess(model_spec))
+    images = split_images(
+        dataset_spec, dataset_manifest, split, transform=source.preprocess(model_spec)
+    )
     start = time.perf_counter()
     embeddings, labels = extract_embeddings(
-        network, images, batch_size=embedding["batch_size"], num_workers=embedding["num_workers"],
-        device=embedding["device"], threads=threads)
+        network,
+        images,
+        batch_size=embedding["batch_size"],
+        num_workers=embedding["num_workers"],
+        device=embedding["device"],
+        threads=threads,
+    )
     seconds = time.perf_counter() - start
     if not np.isfinite(embeddings).all():
         raise ValueError(f"{out}: the model produced NaN or inf embeddings")
-    log.info("%d embeddings of dimension %d in %.2f s (%.0f images/s)", *embeddings.shape,
-             seconds, len(embeddings) / max(seconds, 1e-9))
+    log.info(
+        "%d embeddings of dimension %d in %.2f s (%.0f images/s)",
+        *embeddings.shape,
+        seconds,
+        len(embeddings) / max(seconds, 1e-9),
+    )
     save_arrays(out, embeddings=embeddings, labels=labels)
 
 
@@ -123,9 +142,15 @@ def run_build_task(
     labels = all_split_labels(dataset_spec, dataset_manifest)
     available = class_ids_of(dataset_spec, labels["train"])
     task = build_task(spec, labels["train"], labels["test"], available, seed)
-    log.info("task %s seed %d: %d train (%d before n-shot), %d test samples, %d labels",
-             dict(spec), seed, len(task["train_index"]), len(task["full_train_index"]),
-             len(task["test_index"]), task["task_label"].max() + 1)
+    log.info(
+        "task %s seed %d: %d train (%d before n-shot), %d test samples, %d labels",
+        dict(spec),
+        seed,
+        len(task["train_index"]),
+        len(task["full_train_index"]),
+        len(task["test_index"]),
+        task["task_label"].max() + 1,
+    )
     save_arrays(out, **task)
 
 
@@ -154,8 +179,13 @@ def run_imprinting(
     split = load_arrays(task_file)
     start = time.perf_counter()
     results, timing = run_grid(
-        _embeddings(train_embeddings, split["train_index"]), split["train_label"],
-        _embeddings(test_embeddings, split["test_index"]), split["test_label"], grid, seed)
+        _embeddings(train_embeddings, split["train_index"]),
+        split["train_label"],
+        _embeddings(test_embeddings, split["test_index"]),
+        split["test_label"],
+        grid,
+        seed,
+    )
     log.info("%d configurations in %.2f s", len(results), time.perf_counter() - start)
     for table, path in [(results, out), (timing, out_gen_time)]:
         table.insert(0, "seed", seed)
@@ -177,12 +207,19 @@ def run_nc1(
 
     embeddings = load_arrays(train_embeddings)["embeddings"]
     rows = []
-    for seed, task_file in zip(seeds, task_files):
+    for seed, task_file in zip(seeds, task_files, strict=True):
         split = load_arrays(task_file)
         value = nc1(embeddings[split["full_train_index"]], split["full_train_label"])
-        rows.append({"model": model, "task": task, "seed": seed, "nc1": value,
-                     "n_labels": int(split["full_train_label"].max()) + 1,
-                     "n_samples": len(split["full_train_index"])})
+        rows.append(
+            {
+                "model": model,
+                "task": task,
+                "seed": seed,
+                "nc1": value,
+                "n_labels": int(split["full_train_label"].max()) + 1,
+                "n_samples": len(split["full_train_index"]),
+            }
+        )
         log.info("seed %d: NC1 = %.4g", seed, value)
     write_table(pd.DataFrame(rows), out)
 
@@ -216,12 +253,15 @@ def run_gen_time_summary(gen_time_table: str, out: str) -> None:
     write_table(gen_time_summary(read_table(gen_time_table)), out)
 
 
-def run_figure(figure: str, tables: Mapping[str, str], options: Mapping[str, Any],
-               out_pdf: str, out_png: str) -> None:
+def run_figure(
+    figure: str, tables: Mapping[str, str], options: Mapping[str, Any], out_pdf: str, out_png: str
+) -> None:
     """Draw one of :data:`imprint.figures.FIGURES` from its tables (argument name -> path)."""
     from imprint.figures import FIGURES, save_figure
 
-    fig = FIGURES[figure].plot(**{name: read_table(path) for name, path in tables.items()}, **options)
+    fig = FIGURES[figure].plot(
+        **{name: read_table(path) for name, path in tables.items()}, **options
+    )
     save_figure(fig, out_pdf, out_png)
 
 

@@ -23,7 +23,7 @@ SHORT_NAMES = {"norm_pre": "pre", "norm_post": "post", "norm_inf": "inf"}
 def median_over_seeds(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (group, configuration): the median accuracy over seeds."""
     keys = [*GROUP, *FACTORS]
-    return (results.groupby(keys, dropna=False, sort=True)["accuracy"].median().reset_index())
+    return results.groupby(keys, dropna=False, sort=True)["accuracy"].median().reset_index()
 
 
 def treatment_label(values: Mapping[str, Any], factors: Sequence[str]) -> str:
@@ -63,15 +63,21 @@ def _select(results: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
     return results
 
 
-def _check_defined(medians: pd.DataFrame, name: str, compared: Sequence[str],
-                   best_of: Sequence[str], where_key: str) -> None:
+def _check_defined(
+    medians: pd.DataFrame,
+    name: str,
+    compared: Sequence[str],
+    best_of: Sequence[str],
+    where_key: str,
+) -> None:
     """Every factor neither compared nor maximised over must have one level per treatment, so
     that a treatment is one well-defined configuration."""
     for factor in FACTORS:
         if factor in compared or factor in best_of:
             continue
         per_cell = medians.groupby([*GROUP, "treatment"], dropna=False)[factor].nunique(
-            dropna=False)
+            dropna=False
+        )
         if (per_cell > 1).any():
             raise ValueError(
                 f"comparison {name!r}: factor {factor!r} still varies after {where_key!r}; fix "
@@ -98,8 +104,10 @@ def comparison_matrix(results: pd.DataFrame, name: str, spec: Mapping[str, Any])
         for label, configuration in spec["configurations"].items():
             selected = _select(results, configuration)
             if selected.empty:
-                raise ValueError(f"comparison {name!r}: configuration {label!r} selects no "
-                                 "results; is it in the imprinting grid?")
+                raise ValueError(
+                    f"comparison {name!r}: configuration {label!r} selects no "
+                    "results; is it in the imprinting grid?"
+                )
             medians = median_over_seeds(selected)
             medians["treatment"] = label
             parts.append(medians)
@@ -110,8 +118,7 @@ def comparison_matrix(results: pd.DataFrame, name: str, spec: Mapping[str, Any])
             raise ValueError(f"comparison {name!r} selects no results; check its 'where'")
         factors = list(spec["factors"])
         medians = median_over_seeds(results)
-        medians["treatment"] = [treatment_label(row, factors)
-                                for row in medians.to_dict("records")]
+        medians["treatment"] = [treatment_label(row, factors) for row in medians.to_dict("records")]
         _check_defined(medians, name, factors, best_of, "where")
     best = medians.groupby([*GROUP, "treatment"], sort=True)["accuracy"].max()
     matrix = best.unstack("treatment")
@@ -119,8 +126,10 @@ def comparison_matrix(results: pd.DataFrame, name: str, spec: Mapping[str, Any])
         matrix = matrix[list(spec["configurations"])]  # the config's order, not alphabetical
     complete = matrix.dropna(axis=0, how="any")
     if complete.empty:
-        raise ValueError(f"comparison {name!r}: no group (model × task) has results for every "
-                         f"treatment ({', '.join(map(str, matrix.columns))})")
+        raise ValueError(
+            f"comparison {name!r}: no group (model × task) has results for every "
+            f"treatment ({', '.join(map(str, matrix.columns))})"
+        )
     return complete
 
 
@@ -171,12 +180,14 @@ def wilcoxon_holm(matrix: pd.DataFrame) -> pd.DataFrame:
         # scipy warns (0/0 in its normal approximation) for identical pairs and returns p = 1
         warnings.simplefilter("ignore", RuntimeWarning)
         pvalues = scikit_posthocs.posthoc_wilcoxon(
-            matrix.to_numpy().T, zero_method="pratt", p_adjust="holm")
+            matrix.to_numpy().T, zero_method="pratt", p_adjust="holm"
+        )
     return pd.DataFrame(pvalues.to_numpy(), index=matrix.columns, columns=matrix.columns)
 
 
-def compare(matrix: pd.DataFrame, alpha: float = 0.05, posthoc: str = "nemenyi"
-            ) -> ComparisonResult:
+def compare(
+    matrix: pd.DataFrame, alpha: float = 0.05, posthoc: str = "nemenyi"
+) -> ComparisonResult:
     """Friedman test over the groups, then the chosen post-hoc test if it is significant."""
     import scikit_posthocs
     import scipy.stats
@@ -190,14 +201,15 @@ def compare(matrix: pd.DataFrame, alpha: float = 0.05, posthoc: str = "nemenyi"
     pvalues = pd.DataFrame(np.nan, index=treatments, columns=treatments)
     posthoc_run = False
     if n_treatments < 3 or n_groups < 2:
-        note = (f"no test: the Friedman test needs at least 3 treatments and 2 groups, "
-                f"got {n_treatments} and {n_groups}")
+        note = (
+            f"no test: the Friedman test needs at least 3 treatments and 2 groups, "
+            f"got {n_treatments} and {n_groups}"
+        )
     elif np.all(matrix.to_numpy() == matrix.to_numpy()[:, :1]):
         statistic, pvalue = 0.0, 1.0
         note = "every treatment scores the same in every group: no differences to test"
     else:
-        statistic, pvalue = (float(v) for v in
-                             scipy.stats.friedmanchisquare(*matrix.to_numpy().T))
+        statistic, pvalue = (float(v) for v in scipy.stats.friedmanchisquare(*matrix.to_numpy().T))
         if posthoc == "nemenyi":
             cd = nemenyi_critical_difference(n_treatments, n_groups, alpha)
         if pvalue < alpha:
@@ -210,15 +222,22 @@ def compare(matrix: pd.DataFrame, alpha: float = 0.05, posthoc: str = "nemenyi"
             note = f"Friedman p={pvalue:.3g} < {alpha}: {POSTHOC_TESTS[posthoc]} post-hoc test"
         else:
             note = f"Friedman p={pvalue:.3g} >= {alpha}: not significant, no post-hoc test"
-    table = pd.DataFrame({
-        "treatment": treatments,
-        "mean_accuracy": matrix.mean(axis=0).to_numpy(),
-        "std_accuracy": matrix.std(axis=0, ddof=1).to_numpy() if n_groups > 1 else np.nan,
-        "mean_rank": ranks.to_numpy(),
-        "n_groups": n_groups,
-    }).sort_values(["mean_rank", "treatment"], kind="stable").reset_index(drop=True)
-    return ComparisonResult(table, pvalues, statistic, pvalue, cd, n_groups, posthoc,
-                            posthoc_run, note)
+    table = (
+        pd.DataFrame(
+            {
+                "treatment": treatments,
+                "mean_accuracy": matrix.mean(axis=0).to_numpy(),
+                "std_accuracy": matrix.std(axis=0, ddof=1).to_numpy() if n_groups > 1 else np.nan,
+                "mean_rank": ranks.to_numpy(),
+                "n_groups": n_groups,
+            }
+        )
+        .sort_values(["mean_rank", "treatment"], kind="stable")
+        .reset_index(drop=True)
+    )
+    return ComparisonResult(
+        table, pvalues, statistic, pvalue, cd, n_groups, posthoc, posthoc_run, note
+    )
 
 
 def comparison_table(result: ComparisonResult) -> pd.DataFrame:
@@ -237,22 +256,34 @@ def configuration_summary(results: pd.DataFrame) -> pd.DataFrame:
     """Every configuration: mean and std over groups of its median-over-seeds accuracy, and its
     mean rank among all configurations within a group."""
     medians = median_over_seeds(results)
-    medians["rank"] = medians.groupby(list(GROUP))["accuracy"].rank(ascending=False,
-                                                                     method="average")
-    summary = medians.groupby(list(FACTORS), dropna=False, sort=True).agg(
-        mean_accuracy=("accuracy", "mean"),
-        std_accuracy=("accuracy", "std"),
-        mean_rank=("rank", "mean"),
-        n_groups=("accuracy", "size"),
-    ).reset_index()
+    medians["rank"] = medians.groupby(list(GROUP))["accuracy"].rank(
+        ascending=False, method="average"
+    )
+    summary = (
+        medians.groupby(list(FACTORS), dropna=False, sort=True)
+        .agg(
+            mean_accuracy=("accuracy", "mean"),
+            std_accuracy=("accuracy", "std"),
+            mean_rank=("rank", "mean"),
+            n_groups=("accuracy", "size"),
+        )
+        .reset_index()
+    )
     return summary.sort_values(["mean_rank", *FACTORS], kind="stable").reset_index(drop=True)
 
 
 def nc1_summary(nc1_rows: pd.DataFrame) -> pd.DataFrame:
     """NC1 per (model, task): mean and std over seeds."""
-    return nc1_rows.groupby(list(GROUP), sort=True).agg(
-        nc1=("nc1", "mean"), nc1_std=("nc1", "std"), n_seeds=("seed", "size"),
-        n_labels=("n_labels", "first")).reset_index()
+    return (
+        nc1_rows.groupby(list(GROUP), sort=True)
+        .agg(
+            nc1=("nc1", "mean"),
+            nc1_std=("nc1", "std"),
+            n_seeds=("seed", "size"),
+            n_labels=("n_labels", "first"),
+        )
+        .reset_index()
+    )
 
 
 def gen_time_summary(gen_time: pd.DataFrame) -> pd.DataFrame:
@@ -260,11 +291,18 @@ def gen_time_summary(gen_time: pd.DataFrame) -> pd.DataFrame:
     norm_pre; across groups, mean, median, min and max. Rows in the grid's GEN order, then k."""
     from imprint.gen import GEN_METHODS
 
-    per_group = (gen_time.groupby([*GROUP, "gen", "k"], dropna=False)["gen_time_s"].mean()
-                 .reset_index())
-    summary = per_group.groupby(["gen", "k"], dropna=False)["gen_time_s"].agg(
-        mean_s="mean", median_s="median", min_s="min", max_s="max", n_groups="size"
-    ).reset_index()
+    per_group = (
+        gen_time.groupby([*GROUP, "gen", "k"], dropna=False)["gen_time_s"].mean().reset_index()
+    )
+    summary = (
+        per_group.groupby(["gen", "k"], dropna=False)["gen_time_s"]
+        .agg(mean_s="mean", median_s="median", min_s="min", max_s="max", n_groups="size")
+        .reset_index()
+    )
     order = summary["gen"].map({gen: index for index, gen in enumerate(GEN_METHODS)})
-    return (summary.assign(_order=order).sort_values(["_order", "k"], kind="stable")
-            .drop(columns="_order").reset_index(drop=True))
+    return (
+        summary.assign(_order=order)
+        .sort_values(["_order", "k"], kind="stable")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )

@@ -83,8 +83,10 @@ def build_task(
         for label in range(max(mapping.values()) + 1):
             members = full_index[full_label == label]
             if len(members) < n_shot:
-                raise ValueError(f"n_shot {n_shot} exceeds the {len(members)} train samples "
-                                 f"of task label {label}")
+                raise ValueError(
+                    f"n_shot {n_shot} exceeds the {len(members)} train samples "
+                    f"of task label {label}"
+                )
             chosen.append(np.sort(rng.permutation(members)[:n_shot]))
         train_index = np.concatenate(chosen)
         train_label = np.asarray([mapping[int(c)] for c in train_labels[train_index]])

@@ -14,13 +14,18 @@ def tiny_config() -> dict:
         "datasets": {"digits": {"source": "sklearn_digits", "test_size": 0.5, "split_seed": 0}},
         "models": {
             "pixels": {"source": "pixels"},
-            "cnn": {"source": "base_cnn", "dataset": "digits", "base_classes": [0, 1, 2, 3, 4],
-                    "embedding_dim": 16, "epochs": 2, "seed": 0},
+            "cnn": {
+                "source": "base_cnn",
+                "dataset": "digits",
+                "base_classes": [0, 1, 2, 3, 4],
+                "embedding_dim": 16,
+                "epochs": 2,
+                "seed": 0,
+            },
         },
         "tasks": {
             "novel": {"dataset": "digits", "classes": [5, 6, 7, 8, 9]},
-            "pairs": {"dataset": "digits", "d_in_1": 2, "n_labels": 3, "n_shot": 10,
-                      "seeds": [7]},
+            "pairs": {"dataset": "digits", "d_in_1": 2, "n_labels": 3, "n_shot": 10, "seeds": [7]},
         },
         "seeds": [0, 1],
         "imprinting": {
@@ -33,11 +38,12 @@ def tiny_config() -> dict:
             "m": [1, 3],
         },
         "comparisons": {
-            "gen": {"factors": ["gen", "k"], "where": {"agg": ["max"]},
-                    "best_of": ["norm_post"]},
+            "gen": {"factors": ["gen", "k"], "where": {"agg": ["max"]}, "best_of": ["norm_post"]},
             "norm": {"factors": ["norm_post"], "where": {"gen": ["mean"], "agg": ["max"]}},
-            "agg": {"factors": ["agg", "m"], "where": {"gen": ["kmeans"], "k": [3],
-                                                      "norm_post": ["l2"]}},
+            "agg": {
+                "factors": ["agg", "m"],
+                "where": {"gen": ["kmeans"], "k": [3], "norm_post": ["l2"]},
+            },
         },
     }
 
@@ -60,7 +66,8 @@ def workflow_rules(workdir: Path, configfile: Path | None = None) -> dict:
     with SnakemakeApi(settings.OutputSettings(quiet={settings.Quietness.ALL})) as api:
         workflow = api.workflow(
             resource_settings=settings.ResourceSettings(),
-            config_settings=settings.ConfigSettings(
-                configfiles=[configfile] if configfile else []),
-            snakefile=REPO / "Snakefile", workdir=workdir)
+            config_settings=settings.ConfigSettings(configfiles=[configfile] if configfile else []),
+            snakefile=REPO / "Snakefile",
+            workdir=workdir,
+        )
         return {rule.name: rule for rule in workflow._workflow.rules}

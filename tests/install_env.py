@@ -15,8 +15,9 @@ from packaging.utils import canonicalize_name
 SUPPORT = Path(__file__).resolve().parent / "support"
 
 
-def required_distributions(root: str = "imprint-workflow", extras: frozenset = frozenset()
-                           ) -> set[str]:
+def required_distributions(
+    root: str = "imprint-workflow", extras: frozenset = frozenset()
+) -> set[str]:
     """Canonical names of ``root`` and of everything its requirements install, transitively."""
     found: set[str] = set()
     seen: set[tuple[str, frozenset]] = set()
@@ -34,8 +35,9 @@ def required_distributions(root: str = "imprint-workflow", extras: frozenset = f
         for line in dist.requires or []:
             requirement = Requirement(line)
             environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
-            if requirement.marker and not any(requirement.marker.evaluate(env)
-                                              for env in environments):
+            if requirement.marker and not any(
+                requirement.marker.evaluate(env) for env in environments
+            ):
                 continue
             pending.append((requirement.name, frozenset(requirement.extras)))
     return found
@@ -43,9 +45,12 @@ def required_distributions(root: str = "imprint-workflow", extras: frozenset = f
 
 def blocked_modules(allowed: set[str]) -> list[str]:
     """Top-level modules that only distributions outside ``allowed`` provide."""
-    return sorted(module for module, dists in packages_distributions().items()
-                  if not {canonicalize_name(dist) for dist in dists} & allowed
-                  and module not in sys.stdlib_module_names)
+    return sorted(
+        module
+        for module, dists in packages_distributions().items()
+        if not {canonicalize_name(dist) for dist in dists} & allowed
+        and module not in sys.stdlib_module_names
+    )
 
 
 def readme_install_env() -> dict[str, str]:

@@ -38,8 +38,9 @@ def test_a_test_point_equal_to_a_proxy_gets_its_class():
 
 def test_ties_go_to_the_first_class():
     proxies = np.array([[1.0, 0.0], [1.0, 0.0]])
-    out = predict_variants(np.array([[1.0, 0.0]]), proxies, np.array([0, 1]), 2,
-                           [("max", 0), ("mnn", 2)])
+    out = predict_variants(
+        np.array([[1.0, 0.0]]), proxies, np.array([0, 1]), 2, [("max", 0), ("mnn", 2)]
+    )
     assert out[("max", 0)][0] == 0 and out[("mnn", 2)][0] == 0
 
 

@@ -13,9 +13,17 @@ from imprint.grid import Grid, run_grid
 
 @parametrize_with_checks(
     [ImprintingClassifier(gen=gen, k=2, random_state=0) for gen in GEN_METHODS]
-    + [ImprintingClassifier(gen="kmeans", k=3, agg="mnn", m=3, random_state=0),
-       ImprintingClassifier(gen="kmeans", k=3, norm_pre="none", norm_post="quantile",
-                            norm_inf="none", random_state=0)]
+    + [
+        ImprintingClassifier(gen="kmeans", k=3, agg="mnn", m=3, random_state=0),
+        ImprintingClassifier(
+            gen="kmeans",
+            k=3,
+            norm_pre="none",
+            norm_post="quantile",
+            norm_inf="none",
+            random_state=0,
+        ),
+    ]
 )
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
@@ -64,17 +72,30 @@ def test_invalid_parameters_are_rejected_by_name(digits):
 
 def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(digits):
     x_train, x_test, y_train, y_test = digits
-    grid = Grid(gen=list(GEN_METHODS), k=[1, 3], norm_pre=["none", "l2"],
-                norm_post=["none", "l2", "quantile"], norm_inf=["none", "l2"],
-                agg=["max", "mnn"], m=[1, 4], ls_lambda=1e-3)
+    grid = Grid(
+        gen=list(GEN_METHODS),
+        k=[1, 3],
+        norm_pre=["none", "l2"],
+        norm_post=["none", "l2", "quantile"],
+        norm_inf=["none", "l2"],
+        agg=["max", "mnn"],
+        m=[1, 4],
+        ls_lambda=1e-3,
+    )
     table, timing = run_grid(x_train, y_train, x_test, y_test, grid, seed=5)
     assert len(timing) == 2 * (3 + 6 * 2)  # norm_pre x (all, mean, ls + 6 k-methods x 2 k)
     assert (timing["gen_time_s"] >= 0).all()
     assert len(table) == grid.size()
     for row in table.to_dict("records"):
         clf = ImprintingClassifier(
-            gen=row["gen"], k=1 if pd.isna(row["k"]) else int(row["k"]),
-            norm_pre=row["norm_pre"], norm_post=row["norm_post"], norm_inf=row["norm_inf"],
-            agg=row["agg"], m=1 if pd.isna(row["m"]) else int(row["m"]), ls_lambda=1e-3,
-            random_state=5)
+            gen=row["gen"],
+            k=1 if pd.isna(row["k"]) else int(row["k"]),
+            norm_pre=row["norm_pre"],
+            norm_post=row["norm_post"],
+            norm_inf=row["norm_inf"],
+            agg=row["agg"],
+            m=1 if pd.isna(row["m"]) else int(row["m"]),
+            ls_lambda=1e-3,
+            random_state=5,
+        )
         assert clf.fit(x_train, y_train).score(x_test, y_test) == row["accuracy"], row

@@ -23,8 +23,17 @@ def test_a_named_function_reaches_its_own_lazy_imports_and_not_its_neighbours(tm
 
 def test_a_whole_module_import_reaches_every_import_of_that_module(tmp_path):
     reached = reached_modules(script(tmp_path, "import imprint.stages\n"))
-    assert {"imprint.nc", "imprint.grid", "imprint.gen", "imprint.figures", "imprint.stats",
-            "imprint.tasks", "imprint.datasets", "imprint.models", "imprint.embed"} <= set(reached)
+    assert {
+        "imprint.nc",
+        "imprint.grid",
+        "imprint.gen",
+        "imprint.figures",
+        "imprint.stats",
+        "imprint.tasks",
+        "imprint.datasets",
+        "imprint.models",
+        "imprint.embed",
+    } <= set(reached)
 
 
 def test_names_a_function_refers_to_are_followed_transitively(tmp_path):
@@ -69,24 +78,35 @@ def test_an_import_added_inside_a_function_is_followed(tmp_path, package_copy):
     job = script(tmp_path, "from imprint.stages import logged, run_nc1\n")
     assert "imprint.tasks" not in reached_modules(job)
     source = (package_copy / "nc.py").read_text()
-    (package_copy / "nc.py").write_text(source.replace(
-        "def nc1(", "def nc1(*args):\n    from imprint.tasks import label_map  # noqa: F401\n"
-        "    return _nc1(*args)\n\n\ndef _nc1(", 1))
+    (package_copy / "nc.py").write_text(
+        source.replace(
+            "def nc1(",
+            "def nc1(*args):\n    from imprint.tasks import label_map  # noqa: F401\n"
+            "    return _nc1(*args)\n\n\ndef _nc1(",
+            1,
+        )
+    )
     codehash._parse.cache_clear()
     assert "imprint.tasks" in reached_modules(job)
 
 
 def test_the_package_has_no_import_cycles():
     """Counting imports inside functions too (stats and figures once imported each other)."""
-    modules = ["imprint" if path.stem == "__init__" else f"imprint.{path.stem}"
-               for path in (REPO / "imprint").glob("*.py")]
-    graph = {module: {target for target, _ in codehash._parse(module).all_imports} - {module}
-             for module in modules}
+    modules = [
+        "imprint" if path.stem == "__init__" else f"imprint.{path.stem}"
+        for path in (REPO / "imprint").glob("*.py")
+    ]
+    graph = {
+        module: {target for target, _ in codehash._parse(module).all_imports} - {module}
+        for module in modules
+    }
     graph["imprint"] = set()  # the package's lazy attributes import submodules on demand
 
     def reaches(start, goal, seen=()):
-        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, (*seen, nxt)))
-                   for nxt in graph.get(start, ()))
+        return any(
+            nxt == goal or (nxt not in seen and reaches(nxt, goal, (*seen, nxt)))
+            for nxt in graph.get(start, ())
+        )
 
     cycles = [module for module in modules if reaches(module, module)]
     assert cycles == []

@@ -10,8 +10,12 @@ from tests.conftest import REPO, SCHEMA, tiny_config
 
 def validated(config):
     validate_config(config, SCHEMA)
-    check_config(config, train_labels=lambda name: train_labels_if_known(
-        config["datasets"][name], "/nonexistent/manifest.json"))
+    check_config(
+        config,
+        train_labels=lambda name: train_labels_if_known(
+            config["datasets"][name], "/nonexistent/manifest.json"
+        ),
+    )
     return config
 
 
@@ -22,8 +26,12 @@ def test_the_shipped_configs_are_valid():
 
 def test_defaults_are_filled_in():
     config = validated(tiny_config())
-    assert config["embedding"] == {"batch_size": "auto", "device": "auto",
-                                   "num_workers": "auto", "gpus": 0}
+    assert config["embedding"] == {
+        "batch_size": "auto",
+        "device": "auto",
+        "num_workers": "auto",
+        "gpus": 0,
+    }
     assert config["imprinting"]["ls_lambda"] == 1e-4
     assert config["models"]["cnn"]["learning_rate"] == 0.001
     assert config["statistics"]["alpha"] == 0.05
@@ -36,6 +44,7 @@ def setter(path, value):
         for key in parents:
             target = target[key]
         target[last] = value
+
     return apply
 
 
@@ -46,19 +55,28 @@ def deleter(*path):
         for key in parents:
             target = target[key]
         del target[last]
+
     return apply
 
 
 BAD_CONFIGS = {
     "unknown top-level key": (setter(["colour"], "red"), "'colour': unknown key"),
-    "unknown dataset option": (setter(["datasets", "digits", "test_fraction"], 0.3),
-                               "'datasets.digits.test_fraction': unknown key"),
-    "unknown dataset source": (setter(["datasets", "digits", "source"], "mnist_csv"),
-                               "'datasets.digits.source'"),
-    "unknown model source": (setter(["models", "pixels", "source"], "resnet"),
-                             "'models.pixels.source'"),
-    "unknown GEN": (setter(["imprinting", "gen"], ["mean", "kmean"]),
-                    "'imprinting.gen[1]': 'kmean' is not one of"),
+    "unknown dataset option": (
+        setter(["datasets", "digits", "test_fraction"], 0.3),
+        "'datasets.digits.test_fraction': unknown key",
+    ),
+    "unknown dataset source": (
+        setter(["datasets", "digits", "source"], "mnist_csv"),
+        "'datasets.digits.source'",
+    ),
+    "unknown model source": (
+        setter(["models", "pixels", "source"], "resnet"),
+        "'models.pixels.source'",
+    ),
+    "unknown GEN": (
+        setter(["imprinting", "gen"], ["mean", "kmean"]),
+        "'imprinting.gen[1]': 'kmean' is not one of",
+    ),
     "unknown NORM": (setter(["imprinting", "norm_post"], ["l1"]), "'imprinting.norm_post[0]'"),
     "unknown AGG": (setter(["imprinting", "agg"], ["vote"]), "'imprinting.agg[0]'"),
     "k below 1": (setter(["imprinting", "k"], [0, 2]), "'imprinting.k[0]': 0 is less than"),
@@ -69,80 +87,131 @@ BAD_CONFIGS = {
     "duplicate seeds": (setter(["seeds"], [0, 0]), "'seeds'"),
     "seeds not a list": (setter(["seeds"], 3), "'seeds': 3 is not of type 'array'"),
     "bad task name": (setter(["tasks", "a/b"], {"dataset": "digits"}), "'tasks'"),
-    "task on undefined dataset": (setter(["tasks", "novel", "dataset"], "mnist"),
-                                  "'tasks.novel.dataset': dataset 'mnist' is not defined"),
-    "class the dataset lacks": (setter(["tasks", "novel", "classes"], [5, 12]),
-                                "'tasks.novel.classes': classes [12] do not exist"),
-    "d in 1 needing too many classes": (setter(["tasks", "pairs", "n_labels"], 6),
-                                        "'tasks.pairs.d_in_1': 6 labels of 2 classes"),
+    "task on undefined dataset": (
+        setter(["tasks", "novel", "dataset"], "mnist"),
+        "'tasks.novel.dataset': dataset 'mnist' is not defined",
+    ),
+    "class the dataset lacks": (
+        setter(["tasks", "novel", "classes"], [5, 12]),
+        "'tasks.novel.classes': classes [12] do not exist",
+    ),
+    "d in 1 needing too many classes": (
+        setter(["tasks", "pairs", "n_labels"], 6),
+        "'tasks.pairs.d_in_1': 6 labels of 2 classes",
+    ),
     "one-label task": (setter(["tasks", "novel", "classes"], [5]), "at least two labels"),
     "n_shot zero": (setter(["tasks", "pairs", "n_shot"], 0), "'tasks.pairs.n_shot'"),
-    "base class the dataset lacks": (setter(["models", "cnn", "base_classes"], [0, 10]),
-                                     "'models.cnn.base_classes'"),
+    "base class the dataset lacks": (
+        setter(["models", "cnn", "base_classes"], [0, 10]),
+        "'models.cnn.base_classes'",
+    ),
     "comparison selecting nothing": (
         setter(["comparisons", "norm", "where"], {"gen": ["fps"], "agg": ["max"]}),
-        "'comparisons.norm.where.gen': none of ['fps']"),
+        "'comparisons.norm.where.gen': none of ['fps']",
+    ),
     "comparison leaving a factor open": (
         setter(["comparisons", "norm", "where"], {"gen": ["mean"]}),
-        "'comparisons.norm': factor 'agg' has 2 levels"),
-    "comparison with a reserved name": (setter(["comparisons", "summary"], {"factors": ["gen"]}),
-                                        "'comparisons.summary'"),
+        "'comparisons.norm': factor 'agg' has 2 levels",
+    ),
+    "comparison with a reserved name": (
+        setter(["comparisons", "summary"], {"factors": ["gen"]}),
+        "'comparisons.summary'",
+    ),
     "comparison named like the GEN time table": (
-        setter(["comparisons", "gen_time"], {"factors": ["gen"]}), "'comparisons.gen_time'"),
+        setter(["comparisons", "gen_time"], {"factors": ["gen"]}),
+        "'comparisons.gen_time'",
+    ),
     "comparison with both factors and configurations": (
-        setter(["comparisons", "norm", "configurations"],
-               {"a": {"gen": "mean"}, "b": {"gen": "ls"}}),
-        "'comparisons.norm': needs exactly one of the keys ['factors', 'configurations']"),
+        setter(
+            ["comparisons", "norm", "configurations"], {"a": {"gen": "mean"}, "b": {"gen": "ls"}}
+        ),
+        "'comparisons.norm': needs exactly one of the keys ['factors', 'configurations']",
+    ),
     "comparison with neither factors nor configurations": (
         setter(["comparisons", "norm"], {"title": "x"}),
-        "'comparisons.norm': needs exactly one of the keys ['factors', 'configurations']"),
+        "'comparisons.norm': needs exactly one of the keys ['factors', 'configurations']",
+    ),
     "named configuration outside the grid": (
-        setter(["comparisons", "methods"], {"configurations": {
-            "a": {"gen": "fps", "agg": "max", "norm_post": "l2"},
-            "b": {"gen": "mean", "agg": "max", "norm_post": "l2"}}}),
-        "'comparisons.methods.configurations.a.gen': none of ['fps']"),
+        setter(
+            ["comparisons", "methods"],
+            {
+                "configurations": {
+                    "a": {"gen": "fps", "agg": "max", "norm_post": "l2"},
+                    "b": {"gen": "mean", "agg": "max", "norm_post": "l2"},
+                }
+            },
+        ),
+        "'comparisons.methods.configurations.a.gen': none of ['fps']",
+    ),
     "named configuration leaving a factor open": (
-        setter(["comparisons", "methods"], {"configurations": {
-            "a": {"gen": "mean", "agg": "max"},
-            "b": {"gen": "mean", "agg": "max", "norm_post": "l2"}}}),
-        ("'comparisons.methods': factor 'norm_post' has 2 levels in the grid but configuration "
-         "'a' neither")),
+        setter(
+            ["comparisons", "methods"],
+            {
+                "configurations": {
+                    "a": {"gen": "mean", "agg": "max"},
+                    "b": {"gen": "mean", "agg": "max", "norm_post": "l2"},
+                }
+            },
+        ),
+        (
+            "'comparisons.methods': factor 'norm_post' has 2 levels in the grid but configuration "
+            "'a' neither"
+        ),
+    ),
     "a single named configuration": (
         setter(["comparisons", "methods"], {"configurations": {"a": {"gen": "mean"}}}),
-        "'comparisons.methods.configurations'"),
-    "comparison over an unknown task": (setter(["comparisons", "norm", "tasks"], ["nope"]),
-                                        "'comparisons.norm.tasks': ['nope'] are not defined"),
-    "unknown post-hoc test": (setter(["statistics"], {"posthoc": "tukey"}),
-                              "'statistics.posthoc'"),
+        "'comparisons.methods.configurations'",
+    ),
+    "comparison over an unknown task": (
+        setter(["comparisons", "norm", "tasks"], ["nope"]),
+        "'comparisons.norm.tasks': ['nope'] are not defined",
+    ),
+    "unknown post-hoc test": (setter(["statistics"], {"posthoc": "tukey"}), "'statistics.posthoc'"),
     "unknown post-hoc test of one comparison": (
-        setter(["comparisons", "norm", "posthoc"], "dunn"), "'comparisons.norm.posthoc'"),
-    "figure of an unknown model": (setter(["figures"], {"models": ["vit"]}),
-                                   "'figures.models': ['vit'] are not defined"),
-    "lambda for an unknown model": (setter(["imprinting", "ls_lambda_per_model"], {"vit": 0.1}),
-                                    "'imprinting.ls_lambda_per_model.vit'"),
+        setter(["comparisons", "norm", "posthoc"], "dunn"),
+        "'comparisons.norm.posthoc'",
+    ),
+    "figure of an unknown model": (
+        setter(["figures"], {"models": ["vit"]}),
+        "'figures.models': ['vit'] are not defined",
+    ),
+    "lambda for an unknown model": (
+        setter(["imprinting", "ls_lambda_per_model"], {"vit": 0.1}),
+        "'imprinting.ls_lambda_per_model.vit'",
+    ),
     "alpha out of range": (setter(["statistics"], {"alpha": 1.5}), "'statistics.alpha'"),
     "unknown torchvision model": (
         setter(["models", "tv"], {"source": "torchvision", "name": "resnet9000"}),
-        "'models.tv.name': torchvision has no model 'resnet9000'"),
+        "'models.tv.name': torchvision has no model 'resnet9000'",
+    ),
     "unknown torchvision weights": (
-        setter(["models", "tv"], {"source": "torchvision", "name": "resnet18",
-                                  "weights": "IMAGENET22K"}),
-        "'models.tv.weights': 'IMAGENET22K' is not one of"),
+        setter(
+            ["models", "tv"],
+            {"source": "torchvision", "name": "resnet18", "weights": "IMAGENET22K"},
+        ),
+        "'models.tv.weights': 'IMAGENET22K' is not one of",
+    ),
     "unknown torchvision dataset": (
         setter(["datasets", "mnist"], {"source": "torchvision", "name": "MNIST-M"}),
-        "'datasets.mnist.name'"),
+        "'datasets.mnist.name'",
+    ),
     "pooling an undefined dataset": (
         setter(["datasets", "combi"], {"source": "combine", "datasets": ["digits", "svhn"]}),
-        "'datasets.combi.datasets': 'svhn' is not another configured dataset"),
+        "'datasets.combi.datasets': 'svhn' is not another configured dataset",
+    ),
     "duplicate task seeds": (setter(["tasks", "novel", "seeds"], [1, 1]), "'tasks.novel.seeds'"),
-    "n-shot larger than a class": (setter(["tasks", "novel", "n_shot"], 90),
-                                   "'tasks.novel.n_shot': 90 exceeds the 87 train samples"),
+    "n-shot larger than a class": (
+        setter(["tasks", "novel", "n_shot"], 90),
+        "'tasks.novel.n_shot': 90 exceeds the 87 train samples",
+    ),
     "n-shot larger than a merged label": (
         setter(["tasks", "pairs", "n_shot"], 180),
-        "'tasks.pairs.n_shot': 180 exceeds the"),
+        "'tasks.pairs.n_shot': 180 exceeds the",
+    ),
     "class sample larger than the dataset": (
         setter(["tasks", "novel", "classes"], {"sample": 11, "seed": 0}),
-        "'tasks.novel.classes': cannot sample 11 of 10 classes"),
+        "'tasks.novel.classes': cannot sample 11 of 10 classes",
+    ),
 }
 
 

@@ -17,11 +17,18 @@ DEFS = yaml.safe_load(SCHEMA.read_text())["$defs"]
 PROPERTIES = yaml.safe_load(SCHEMA.read_text())["properties"]
 
 
-@pytest.mark.parametrize("name,library", [
-    ("gen", GEN_METHODS), ("norm_pre", NORM_PRE), ("norm_post", NORM_POST),
-    ("norm_inf", NORM_INF), ("agg", AGG_METHODS), ("factor", FACTORS),
-    ("posthoc", tuple(POSTHOC_TESTS)),
-])
+@pytest.mark.parametrize(
+    "name,library",
+    [
+        ("gen", GEN_METHODS),
+        ("norm_pre", NORM_PRE),
+        ("norm_post", NORM_POST),
+        ("norm_inf", NORM_INF),
+        ("agg", AGG_METHODS),
+        ("factor", FACTORS),
+        ("posthoc", tuple(POSTHOC_TESTS)),
+    ],
+)
 def test_the_schemas_factor_levels_are_the_librarys(name, library):
     assert DEFS[name]["enum"] == list(library)
 
@@ -37,8 +44,9 @@ def _sources(section: str) -> tuple[list[str], list[str]]:
     return items["properties"]["source"]["enum"], blocks
 
 
-@pytest.mark.parametrize("section,registry", [("datasets", DATASET_SOURCES),
-                                              ("models", MODEL_SOURCES)])
+@pytest.mark.parametrize(
+    "section,registry", [("datasets", DATASET_SOURCES), ("models", MODEL_SOURCES)]
+)
 def test_every_registered_source_and_only_those_has_its_options_in_the_schema(section, registry):
     enum, blocks = _sources(section)
     assert enum == list(registry)
@@ -47,6 +55,9 @@ def test_every_registered_source_and_only_those_has_its_options_in_the_schema(se
 
 def test_the_schemas_torchvision_datasets_are_those_the_loader_knows():
     items = PROPERTIES["datasets"]["allOf"][1]["additionalProperties"]["allOf"]
-    torchvision = next(block["then"] for block in items
-                       if block["if"]["properties"]["source"]["const"] == "torchvision")
+    torchvision = next(
+        block["then"]
+        for block in items
+        if block["if"]["properties"]["source"]["const"] == "torchvision"
+    )
     assert torchvision["properties"]["name"]["enum"] == list(TorchvisionDataset.FILES)

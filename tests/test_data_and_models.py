@@ -49,14 +49,23 @@ def test_pixels_model_embeds_flattened_pixels(tmp_path, digits_manifest):
 
 
 def test_base_cnn_trains_on_base_classes_and_embeds_without_its_head(tmp_path, digits_manifest):
-    spec = {"source": "base_cnn", "dataset": "digits", "base_classes": [0, 1, 2],
-            "embedding_dim": 8, "epochs": 3, "learning_rate": 0.003, "batch_size": 64, "seed": 0}
+    spec = {
+        "source": "base_cnn",
+        "dataset": "digits",
+        "base_classes": [0, 1, 2],
+        "embedding_dim": 8,
+        "epochs": 3,
+        "learning_rate": 0.003,
+        "batch_size": 64,
+        "seed": 0,
+    }
     source = model_source(spec)
     training = split_images(DIGITS, digits_manifest, "train")
     source.prepare(spec, tmp_path / "cnn.pt", training, threads=1)
     record = torch.load(tmp_path / "cnn.pt", weights_only=True)
-    assert record["n_train"] == int(np.isin(split_labels(DIGITS, digits_manifest, "train"),
-                                            [0, 1, 2]).sum())
+    assert record["n_train"] == int(
+        np.isin(split_labels(DIGITS, digits_manifest, "train"), [0, 1, 2]).sum()
+    )
     assert len(record["history"]) == 3 and record["train_accuracy"] > 0.5
     network = source.load(spec, tmp_path / "cnn.pt")
     embeddings, _ = extract_embeddings(network, training, progress=False)

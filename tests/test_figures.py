@@ -50,7 +50,8 @@ def test_the_offline_default_draws_every_figure():
     plan = figure_plan(shipped("config.yaml"))
     assert set(plan) == set(FIGURES)
     assert plan["few_shot"]["series"] == {
-        "novel": ["novel_1shot", "novel_5shot", "novel_20shot", "novel"]}
+        "novel": ["novel_1shot", "novel_5shot", "novel_20shot", "novel"]
+    }
     assert plan["d_in_1"]["series"] == {"digits, 2 labels": ["1in1", "2in1", "5in1"]}
     assert plan["gen_vs_k"] == {"models": ["cnn", "pixels"], "tasks": ["all", "base", "novel"]}
     assert "novel_5shot" not in plan["nc1"]["tasks"]  # NC1 is that of 'novel'
@@ -75,8 +76,19 @@ def test_best_norm_picks_the_best_mean_and_reports_its_spread():
     rows = []
     for seed, (none_acc, l2_acc) in enumerate([(0.5, 0.6), (0.9, 0.7)]):  # means 0.7 vs 0.65
         for norm_post, accuracy in [("none", none_acc), ("l2", l2_acc)]:
-            rows.append(dict(model="m", task="t", seed=seed, gen="mean", k=pd.NA,
-                             norm_pre="l2", norm_post=norm_post, norm_inf="l2", accuracy=accuracy))
+            rows.append(
+                dict(
+                    model="m",
+                    task="t",
+                    seed=seed,
+                    gen="mean",
+                    k=pd.NA,
+                    norm_pre="l2",
+                    norm_post=norm_post,
+                    norm_inf="l2",
+                    accuracy=accuracy,
+                )
+            )
     best = best_norm(pd.DataFrame(rows).astype({"k": "Int64"}), ["model", "task", "gen", "k"])
     assert len(best) == 1
     row = best.iloc[0]
@@ -87,29 +99,63 @@ def test_best_norm_picks_the_best_mean_and_reports_its_spread():
 def synthetic_tables():
     rng = np.random.default_rng(0)
     rows = []
-    proxies = [("all", pd.NA), ("mean", pd.NA), ("ls", pd.NA),
-               *[("kmeans", k) for k in (1, 5, 20)], *[("fps", k) for k in (1, 5, 20)]]
+    proxies = [
+        ("all", pd.NA),
+        ("mean", pd.NA),
+        ("ls", pd.NA),
+        *[("kmeans", k) for k in (1, 5, 20)],
+        *[("fps", k) for k in (1, 5, 20)],
+    ]
     for model, task, seed, (gen, k), norm_post, agg in itertools.product(
-            ["m1", "m2"], TASKS, [0, 1], proxies, ["none", "l2"], ["max", "mnn"]):
-        rows.append(dict(model=model, task=task, seed=seed, gen=gen, k=k, norm_pre="l2",
-                         norm_post=norm_post, norm_inf="l2", agg=agg,
-                         m=1 if agg == "mnn" else pd.NA, n_proxies=3,
-                         accuracy=rng.uniform(0.3, 1.0)))
+        ["m1", "m2"], TASKS, [0, 1], proxies, ["none", "l2"], ["max", "mnn"]
+    ):
+        rows.append(
+            dict(
+                model=model,
+                task=task,
+                seed=seed,
+                gen=gen,
+                k=k,
+                norm_pre="l2",
+                norm_post=norm_post,
+                norm_inf="l2",
+                agg=agg,
+                m=1 if agg == "mnn" else pd.NA,
+                n_proxies=3,
+                accuracy=rng.uniform(0.3, 1.0),
+            )
+        )
     results = pd.DataFrame(rows).astype({"k": "Int64", "m": "Int64"})
-    nc1 = pd.DataFrame([dict(model=model, task=task, seed=seed, nc1=rng.uniform(0.1, 5),
-                             n_labels=2, n_samples=180)
-                        for model, task, seed in itertools.product(["m1", "m2"], TASKS, [0, 1])])
-    timing = results[results["norm_post"] == "none"].drop_duplicates(
-        ["model", "task", "seed", "gen", "k", "norm_pre"])[
-        ["model", "task", "seed", "gen", "k", "norm_pre", "n_proxies"]].assign(
-        gen_time_s=lambda frame: rng.uniform(1e-4, 1e-1, len(frame)))
+    nc1 = pd.DataFrame(
+        [
+            dict(
+                model=model,
+                task=task,
+                seed=seed,
+                nc1=rng.uniform(0.1, 5),
+                n_labels=2,
+                n_samples=180,
+            )
+            for model, task, seed in itertools.product(["m1", "m2"], TASKS, [0, 1])
+        ]
+    )
+    timing = (
+        results[results["norm_post"] == "none"]
+        .drop_duplicates(["model", "task", "seed", "gen", "k", "norm_pre"])[
+            ["model", "task", "seed", "gen", "k", "norm_pre", "n_proxies"]
+        ]
+        .assign(gen_time_s=lambda frame: rng.uniform(1e-4, 1e-1, len(frame)))
+    )
     return {"results": results, "nc1": nc1, "summary": gen_time_summary(timing)}
 
 
 @pytest.mark.parametrize("figure", sorted(FIGURES))
 def test_every_figure_is_written_as_a_valid_pdf_and_png(figure, tmp_path):
-    config = {"tasks": TASKS, "models": {"m1": {}, "m2": {}},
-              "imprinting": {"gen": ["all", "mean", "ls", "kmeans", "fps"], "agg": ["max", "mnn"]}}
+    config = {
+        "tasks": TASKS,
+        "models": {"m1": {}, "m2": {}},
+        "imprinting": {"gen": ["all", "mean", "ls", "kmeans", "fps"], "agg": ["max", "mnn"]},
+    }
     options = figure_plan(config)[figure]
     plot, tables = FIGURES[figure].plot, FIGURES[figure].tables
     available = synthetic_tables()

@@ -46,7 +46,7 @@ def test_random_draws_k_distinct_samples_of_the_class_deterministically(two_clas
     proxies, labels = generate_proxies(x, y, "random", k=3, random_state=7)
     assert proxies.shape == (6, 5)
     np.testing.assert_array_equal(labels, [0, 0, 0, 1, 1, 1])
-    for proxy, label in zip(proxies, labels):
+    for proxy, label in zip(proxies, labels, strict=True):
         assert any(np.array_equal(proxy, sample) for sample in x[y == label])
     assert len(set(map(tuple, proxies[:3]))) == 3
     again, _ = generate_proxies(x, y, "random", k=3, random_state=7)

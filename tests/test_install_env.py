@@ -7,8 +7,12 @@ from tests.install_env import readme_install_env, required_distributions
 
 
 def imports_in_readme_install(module: str) -> bool:
-    result = subprocess.run([sys.executable, "-c", f"import {module}"], env=readme_install_env(),
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        env=readme_install_env(),
+        capture_output=True,
+        text=True,
+    )
     return result.returncode == 0
 
 

@@ -8,8 +8,9 @@ def direct_nc1(x, y):
     """The definition, with d×d matrices and numpy's pseudo-inverse."""
     classes = np.unique(y)
     means = np.stack([x[y == c].mean(axis=0) for c in classes])
-    sigma_w = np.mean([np.cov(x[y == c].T, bias=True).reshape(x.shape[1], -1)
-                       for c in classes], axis=0)
+    sigma_w = np.mean(
+        [np.cov(x[y == c].T, bias=True).reshape(x.shape[1], -1) for c in classes], axis=0
+    )
     centred = means - x.mean(axis=0)
     sigma_b = centred.T @ centred / len(classes)
     return np.trace(sigma_w @ np.linalg.pinv(sigma_b)) / len(classes)

@@ -24,12 +24,14 @@ from tests.conftest import REPO
 SHARED_DATA = REPO.parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(
     not SHARED_DATA.is_dir(),
-    reason=f"{SHARED_DATA} (the real MNIST/FashionMNIST/USPS files) is not beside the checkout")
+    reason=f"{SHARED_DATA} (the real MNIST/FashionMNIST/USPS files) is not beside the checkout",
+)
 
 
 @needs_shared
-@pytest.mark.parametrize("name,n_train,n_test", [("MNIST", 60000, 10000),
-                                                 ("FashionMNIST", 60000, 10000)])
+@pytest.mark.parametrize(
+    "name,n_train,n_test", [("MNIST", 60000, 10000), ("FashionMNIST", 60000, 10000)]
+)
 def test_torchvision_datasets_load_offline_from_their_real_files(tmp_path, name, n_train, n_test):
     # torchvision unpacks raw/ in place, so work on a copy of the shared files.
     shutil.copytree(SHARED_DATA / name, tmp_path / name)
@@ -75,19 +77,23 @@ def test_mnist_embeds_through_a_torchvision_model_with_its_own_preprocessing(tmp
     source = model_source(model)
     source.prepare(model, tmp_path / "resnet18.pt", None, threads=2)
     network = source.load(model, tmp_path / "resnet18.pt")
-    images = split_images(data, tmp_path / "manifest.json", "test",
-                          transform=source.preprocess(model))
+    images = split_images(
+        data, tmp_path / "manifest.json", "test", transform=source.preprocess(model)
+    )
     assert images[0][0].shape == (3, 224, 224)  # grayscale -> RGB -> the weights' transforms
     subset = torch.utils.data.Subset(images, range(8))
-    embeddings, labels = extract_embeddings(network, subset, batch_size=4, threads=2,
-                                            progress=False)
+    embeddings, labels = extract_embeddings(
+        network, subset, batch_size=4, threads=2, progress=False
+    )
     assert embeddings.shape == (8, 512) and np.isfinite(embeddings).all()
-    np.testing.assert_array_equal(labels, split_labels(data, tmp_path / "manifest.json",
-                                                       "test")[:8])
+    np.testing.assert_array_equal(
+        labels, split_labels(data, tmp_path / "manifest.json", "test")[:8]
+    )
 
 
-@pytest.mark.parametrize("name,dim", [("resnet18", 512), ("vit_b_16", 768),
-                                      ("efficientnet_b0", 1280)])
+@pytest.mark.parametrize(
+    "name,dim", [("resnet18", 512), ("vit_b_16", 768), ("efficientnet_b0", 1280)]
+)
 def test_the_classification_head_is_removed(name, dim):
     from torchvision.models import get_model
 
@@ -129,14 +135,19 @@ def write_png(path: Path, value: int, size=(12, 10), mode="RGB"):
     Image.new(mode, size, color=(value,) * len(mode) if mode == "RGB" else value).save(path)
 
 
-def image_folder_dataset(tmp_path: Path, classes: list[str], per_class: int,
-                         test_size: float) -> tuple[dict, Path]:
+def image_folder_dataset(
+    tmp_path: Path, classes: list[str], per_class: int, test_size: float
+) -> tuple[dict, Path]:
     """A prepared image_folder dataset of small distinct PNGs: its spec and manifest."""
     for label, name in enumerate(classes):
         for i in range(per_class):
             write_png(tmp_path / "photos" / name / f"{i}.png", 40 * label + i)
-    spec = {"source": "image_folder", "train": str(tmp_path / "photos"),
-            "test_size": test_size, "split_seed": 0}
+    spec = {
+        "source": "image_folder",
+        "train": str(tmp_path / "photos"),
+        "test_size": test_size,
+        "split_seed": 0,
+    }
     manifest = tmp_path / "cache" / "manifest.json"
     prepare_dataset(spec, manifest)
     return spec, manifest
@@ -185,8 +196,10 @@ def test_mnist_m_is_read_from_its_release_folder(tmp_path):
 
 def test_a_missing_imagenet_says_which_tarballs_to_put_where(tmp_path):
     with pytest.raises(DatasetUnavailable, match="ILSVRC2012_img_val.tar"):
-        prepare_dataset({"source": "imagenet_val", "root": str(tmp_path), "test_size": 0.2,
-                         "split_seed": 0}, tmp_path / "cache" / "manifest.json")
+        prepare_dataset(
+            {"source": "imagenet_val", "root": str(tmp_path), "test_size": 0.2, "split_seed": 0},
+            tmp_path / "cache" / "manifest.json",
+        )
 
 
 def test_pooled_datasets_share_labels_and_one_image_size(tmp_path):
@@ -195,8 +208,10 @@ def test_pooled_datasets_share_labels_and_one_image_size(tmp_path):
     fake_mnist_m(tmp_path / "release")
     mnist_m = {"source": "mnist_m", "root": str(tmp_path / "release")}
     prepare_dataset(mnist_m, tmp_path / "mnist_m" / "manifest.json")
-    parts = {"digits": (digits, tmp_path / "digits" / "manifest.json"),
-             "mnist_m": (mnist_m, tmp_path / "mnist_m" / "manifest.json")}
+    parts = {
+        "digits": (digits, tmp_path / "digits" / "manifest.json"),
+        "mnist_m": (mnist_m, tmp_path / "mnist_m" / "manifest.json"),
+    }
     pooled = {"source": "combine", "datasets": ["digits", "mnist_m"], "size": 16}
     manifest = tmp_path / "pooled" / "manifest.json"
     prepare_dataset(pooled, manifest, resolve=lambda name: parts[name])
@@ -210,10 +225,12 @@ def test_tasks_are_built_from_an_image_folder_whose_classes_come_from_the_data(t
     from imprint.io import load_arrays
     from imprint.stages import run_build_task
 
-    spec, manifest = image_folder_dataset(tmp_path, ["ant", "bee", "cow"], per_class=4,
-                                          test_size=0.25)
-    run_build_task({"dataset": "photos", "n_shot": 2}, spec, str(manifest), 0,
-                   str(tmp_path / "task.npz"))
+    spec, manifest = image_folder_dataset(
+        tmp_path, ["ant", "bee", "cow"], per_class=4, test_size=0.25
+    )
+    run_build_task(
+        {"dataset": "photos", "n_shot": 2}, spec, str(manifest), 0, str(tmp_path / "task.npz")
+    )
     task = load_arrays(tmp_path / "task.npz")
     assert np.bincount(task["train_label"]).tolist() == [2, 2, 2]
     assert task["original_class"].tolist() == [0, 1, 2]

@@ -13,8 +13,9 @@ from imprint.stages import run_imprinting
 @pytest.fixture
 def embeddings_file(tmp_path):
     path = tmp_path / "train.npz"
-    save_arrays(path, embeddings=np.random.default_rng(0).normal(size=(500, 16)),
-                labels=np.arange(500) % 5)
+    save_arrays(
+        path, embeddings=np.random.default_rng(0).normal(size=(500, 16)), labels=np.arange(500) % 5
+    )
     return path
 
 
@@ -43,14 +44,35 @@ def test_nan_embeddings_stop_imprinting_with_the_file_named(tmp_path):
     x[3, 1] = np.nan
     save_arrays(tmp_path / "train.npz", embeddings=x, labels=np.arange(20) % 2)
     save_arrays(tmp_path / "test.npz", embeddings=np.ones((6, 4)), labels=np.arange(6) % 2)
-    save_arrays(tmp_path / "task.npz", train_index=np.arange(20), train_label=np.arange(20) % 2,
-                test_index=np.arange(6), test_label=np.arange(6) % 2)
-    grid = {"gen": ["mean"], "k": [1], "norm_pre": ["l2"], "norm_post": ["l2"],
-            "norm_inf": ["l2"], "agg": ["max"], "m": [1]}
+    save_arrays(
+        tmp_path / "task.npz",
+        train_index=np.arange(20),
+        train_label=np.arange(20) % 2,
+        test_index=np.arange(6),
+        test_label=np.arange(6) % 2,
+    )
+    grid = {
+        "gen": ["mean"],
+        "k": [1],
+        "norm_pre": ["l2"],
+        "norm_post": ["l2"],
+        "norm_inf": ["l2"],
+        "agg": ["max"],
+        "m": [1],
+    }
     with pytest.raises(ValueError, match="train.npz: embeddings contain NaN or inf"):
-        run_imprinting(str(tmp_path / "train.npz"), str(tmp_path / "test.npz"),
-                       str(tmp_path / "task.npz"), grid, 1e-4, "m", "t", 0,
-                       str(tmp_path / "out.csv"), str(tmp_path / "time.csv"))
+        run_imprinting(
+            str(tmp_path / "train.npz"),
+            str(tmp_path / "test.npz"),
+            str(tmp_path / "task.npz"),
+            grid,
+            1e-4,
+            "m",
+            "t",
+            0,
+            str(tmp_path / "out.csv"),
+            str(tmp_path / "time.csv"),
+        )
     assert not (tmp_path / "out.csv").exists()
 
 
@@ -72,8 +94,13 @@ def test_zero_vectors_under_l2_stay_zero_and_do_not_produce_nan():
 @pytest.mark.parametrize("gen", GEN_METHODS)
 def test_unbalanced_classes_with_one_sample_and_duplicates_work_with_every_gen(gen):
     rng = np.random.default_rng(0)
-    x = np.vstack([rng.normal(size=(1, 3)), np.repeat(rng.normal(size=(1, 3)), 4, axis=0),
-                   rng.normal(size=(40, 3)) + 3])
+    x = np.vstack(
+        [
+            rng.normal(size=(1, 3)),
+            np.repeat(rng.normal(size=(1, 3)), 4, axis=0),
+            rng.normal(size=(40, 3)) + 3,
+        ]
+    )
     y = np.array([0] + [1] * 4 + [2] * 40)
     proxies, labels = generate_proxies(x, y, gen, k=5, random_state=0)
     assert np.isfinite(proxies).all() and set(labels) == {0, 1, 2}
@@ -84,8 +111,15 @@ def test_the_grid_runs_on_unbalanced_tiny_classes():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(30, 4))
     y = np.array([0] * 2 + [1] * 8 + [2] * 20)
-    grid = Grid(gen=list(GEN_METHODS), k=[1, 5], norm_pre=["l2"], norm_post=["quantile"],
-                norm_inf=["l2"], agg=["max", "mnn"], m=[3])
+    grid = Grid(
+        gen=list(GEN_METHODS),
+        k=[1, 5],
+        norm_pre=["l2"],
+        norm_post=["quantile"],
+        norm_inf=["l2"],
+        agg=["max", "mnn"],
+        m=[3],
+    )
     results, timing = run_grid(x, y, x, y, grid, seed=0)
     assert len(results) == grid.size() and results["accuracy"].between(0, 1).all()
 

@@ -25,10 +25,21 @@ DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
 def snakemake(workdir, *args):
     """Snakemake as the README's install runs it: without the test extra's packages."""
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--cores", "2", "--configfile", "default.yaml", *args]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir,
-                            env=readme_install_env())
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "2",
+        "--configfile",
+        "default.yaml",
+        *args,
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=workdir, env=readme_install_env()
+    )
     assert result.returncode == 0, f"snakemake failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -48,7 +59,8 @@ def default_run(tmp_path_factory):
 def test_every_figure_of_the_offline_default_is_a_valid_pdf_and_png(default_run):
     figures = default_run / "results" / "figures"
     assert sorted(path.name for path in figures.iterdir()) == sorted(
-        f"{name}.{ext}" for name in FIGURES for ext in ("pdf", "png"))
+        f"{name}.{ext}" for name in FIGURES for ext in ("pdf", "png")
+    )
     for name in FIGURES:
         pdf = (figures / f"{name}.pdf").read_bytes()
         assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF"), name
@@ -67,8 +79,13 @@ def test_every_comparison_of_the_offline_default_has_its_table_and_diagram(defau
         assert (results / "cd_diagrams" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
     methods = pd.read_csv(results / "tables" / "methods.csv")
     assert set(methods["treatment"]) == set(DEFAULT["comparisons"]["methods"]["configurations"])
-    assert set(methods.columns) >= {"mean_accuracy", "std_accuracy", "mean_rank",
-                                    "friedman_pvalue", "posthoc_test"}
+    assert set(methods.columns) >= {
+        "mean_accuracy",
+        "std_accuracy",
+        "mean_rank",
+        "friedman_pvalue",
+        "posthoc_test",
+    }
 
 
 def test_the_report_holds_every_figure_and_table_with_its_caption(default_run):
@@ -76,8 +93,9 @@ def test_the_report_holds_every_figure_and_table_with_its_caption(default_run):
     embedded = set(re.findall(r'"data_uri": "data:[^;]+;charset=utf8;filename=([^;"]+)', report))
     assert {f"{name}.png" for name in FIGURES} <= embedded
     comparisons = set(DEFAULT["comparisons"])
-    assert {f"{name}.png" for name in comparisons} | {f"{name}.csv" for name in comparisons} \
-        <= embedded
+    assert {f"{name}.png" for name in comparisons} | {
+        f"{name}.csv" for name in comparisons
+    } <= embedded
     assert {"summary.csv", "nc1_summary.csv", "gen_time_summary.csv"} <= embedded
     # Captions are rendered from the config: the named configurations, the test used.
     assert "Janson et al.: norm_pre=none, gen=mean, norm_post=none" in report

@@ -27,8 +27,11 @@ def test_every_rule_that_runs_a_script_hashes_that_script_and_what_it_imports(ru
 
 
 def test_the_reserved_table_names_are_the_tables_the_workflow_writes(rules):
-    written = {re.fullmatch(r"results/tables/(\w+)\.csv", str(output)) for rule in rules.values()
-               for output in rule.output}
+    written = {
+        re.fullmatch(r"results/tables/(\w+)\.csv", str(output))
+        for rule in rules.values()
+        for output in rule.output
+    }
     assert {match.group(1) for match in written if match} == RESERVED_TABLES
 
 

@@ -47,17 +47,41 @@ def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_pa
     config["comparisons"] = {"gen": config["comparisons"]["gen"]}
     write_config(tmp_path / "slurm.yaml", config)
     command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--profile", str(REPO / "profiles" / "slurm"), "--configfile", "slurm.yaml",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--profile",
+        str(REPO / "profiles" / "slurm"),
+        "--configfile",
+        "slurm.yaml",
         # This cluster: accounting is off (so squeue for status, no account) and one node of
         # 2 CPUs, so groups of 2 single-threaded jobs and 1-thread embedding jobs.
-        "--slurm-status-command", "squeue", "--slurm-no-account",
-        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
-        "--jobs", "4", "--set-threads", "embeddings=1", "model=1",
-        "--group-components", "imprinting=2", "nc1=2",
-        "--default-resources", "mem_mb=1000", "runtime=10", "--latency-wait", "5",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-no-account",
+        "--slurm-init-seconds-before-status-checks",
+        "1",
+        "--seconds-between-status-checks",
+        "2",
+        "--jobs",
+        "4",
+        "--set-threads",
+        "embeddings=1",
+        "model=1",
+        "--group-components",
+        "imprinting=2",
+        "nc1=2",
+        "--default-resources",
+        "mem_mb=1000",
+        "runtime=10",
+        "--latency-wait",
+        "5",
         # what the stages up to one comparison submit; summaries and figures add only latency
-        "results/tables/imprinting.csv", "results/tables/nc1.csv", "results/cd_diagrams/gen.pdf",
+        "results/tables/imprinting.csv",
+        "results/tables/nc1.csv",
+        "results/cd_diagrams/gen.pdf",
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     output = result.stdout + result.stderr
@@ -69,8 +93,9 @@ def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_pa
     assert table["accuracy"].between(0, 1).all()
     assert (tmp_path / "results" / "cd_diagrams" / "gen.pdf").read_bytes().startswith(b"%PDF")
 
-    submitted = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(\w+?)/",
-                           output)
+    submitted = re.findall(
+        r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/(\w+?)/", output
+    )
     by_rule = {}
     for job_id, rule in submitted:
         by_rule.setdefault(rule, []).append(job_id)
@@ -78,7 +103,8 @@ def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_pa
     assert "group_imprinting_imprinting" in by_rule, "imprinting jobs were not grouped"
     for rule, ids in by_rule.items():
         for job_id in ids:
-            record = subprocess.run(["scontrol", "show", "job", "-o", job_id],
-                                    capture_output=True, text=True).stdout
+            record = subprocess.run(
+                ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True
+            ).stdout
             asked_gpu = "gpu" in record
             assert asked_gpu == (rule == "rule_embeddings"), (rule, record)

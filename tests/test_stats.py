@@ -19,8 +19,9 @@ from imprint.stats import (
 )
 
 # Four groups that rank three treatments the same way: a first, b second, c third.
-CONSISTENT = pd.DataFrame([[0.9, 0.8, 0.7], [0.6, 0.5, 0.4], [0.95, 0.9, 0.1], [0.7, 0.6, 0.5]],
-                          columns=list("abc"))
+CONSISTENT = pd.DataFrame(
+    [[0.9, 0.8, 0.7], [0.6, 0.5, 0.4], [0.95, 0.9, 0.1], [0.7, 0.6, 0.5]], columns=list("abc")
+)
 
 
 def test_average_ranks_by_hand_with_ties():
@@ -31,7 +32,8 @@ def test_average_ranks_by_hand_with_ties():
 def test_critical_difference_matches_demsar_table():
     # Demšar (2006), Table 5(a): q_0.05 = 2.569 for 4 classifiers.
     assert nemenyi_critical_difference(4, 10, 0.05) == pytest.approx(
-        2.569 * np.sqrt(4 * 5 / (6 * 10)), abs=1e-3)
+        2.569 * np.sqrt(4 * 5 / (6 * 10)), abs=1e-3
+    )
 
 
 def test_friedman_and_nemenyi_agree_with_scipy_and_scikit_posthocs():
@@ -72,8 +74,12 @@ def test_wilcoxon_holm_agrees_with_scipy_and_holm_by_hand():
     matrix = pd.DataFrame(rng.random((12, 4)) + [0, 0.05, 0.3, 0.6], columns=list("abcd"))
     pvalues = wilcoxon_holm(matrix)
     pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
-    raw = np.array([scipy.stats.wilcoxon(matrix.iloc[:, i], matrix.iloc[:, j],
-                                         zero_method="pratt").pvalue for i, j in pairs])
+    raw = np.array(
+        [
+            scipy.stats.wilcoxon(matrix.iloc[:, i], matrix.iloc[:, j], zero_method="pratt").pvalue
+            for i, j in pairs
+        ]
+    )
     # Holm by hand: the i-th smallest of m p-values is multiplied by (m - i), then made
     # monotone (a running maximum) and capped at 1.
     order = np.argsort(raw)
@@ -83,7 +89,7 @@ def test_wilcoxon_holm_agrees_with_scipy_and_holm_by_hand():
         running = max(running, (len(raw) - rank) * raw[index])
         adjusted[index] = min(1.0, running)
     np.testing.assert_allclose(adjusted, multipletests(raw, method="holm")[1])
-    for (i, j), expected in zip(pairs, adjusted):
+    for (i, j), expected in zip(pairs, adjusted, strict=True):
         assert pvalues.iloc[i, j] == pytest.approx(expected)
         assert pvalues.iloc[j, i] == pytest.approx(expected)
     assert (np.diag(pvalues) == 1).all()
@@ -103,8 +109,9 @@ def test_wilcoxon_holm_is_the_post_hoc_test_on_request():
 
 
 def test_identical_treatments_get_p_one_under_wilcoxon():
-    matrix = pd.DataFrame({"a": [0.1, 0.5, 0.9, 0.3], "b": [0.1, 0.5, 0.9, 0.3],
-                           "c": [0.2, 0.6, 0.95, 0.4]})
+    matrix = pd.DataFrame(
+        {"a": [0.1, 0.5, 0.9, 0.3], "b": [0.1, 0.5, 0.9, 0.3], "c": [0.2, 0.6, 0.95, 0.4]}
+    )
     pvalues = wilcoxon_holm(matrix)
     assert pvalues.loc["a", "b"] == 1.0
 
@@ -120,14 +127,21 @@ def test_non_significant_friedman_runs_no_post_hoc():
 
 def test_cd_diagram_draws_bars_only_after_a_significant_friedman_test():
     # b and c tie in every group, a is always best: significant, b and c joined by a bar.
-    significant = compare(pd.DataFrame({"a": [0.9, 0.8, 0.7, 0.9, 0.8, 0.9, 0.7, 0.8],
-                                        "b": [0.5, 0.4, 0.3, 0.5, 0.4, 0.5, 0.3, 0.4],
-                                        "c": [0.5, 0.4, 0.3, 0.5, 0.4, 0.5, 0.3, 0.4]}))
+    significant = compare(
+        pd.DataFrame(
+            {
+                "a": [0.9, 0.8, 0.7, 0.9, 0.8, 0.9, 0.7, 0.8],
+                "b": [0.5, 0.4, 0.3, 0.5, 0.4, 0.5, 0.3, 0.4],
+                "c": [0.5, 0.4, 0.3, 0.5, 0.4, 0.5, 0.3, 0.4],
+            }
+        )
+    )
     assert significant.posthoc_run
     _, artists = cd_diagram(significant, "t")
     assert len(artists["crossbars"]) >= 1 and len(artists["markers"]) == 3
-    not_significant = compare(pd.DataFrame([[1, 2, 3], [3, 2, 1], [2, 3, 1], [1, 3, 2]],
-                                           columns=list("abc")))
+    not_significant = compare(
+        pd.DataFrame([[1, 2, 3], [3, 2, 1], [2, 3, 1], [1, 3, 2]], columns=list("abc"))
+    )
     fig, artists = cd_diagram(not_significant, "t")
     assert artists["crossbars"] == [] and len(artists["markers"]) == 3
     assert "no post-hoc test, so no bars" in fig.axes[0].get_title()
@@ -147,9 +161,21 @@ def results_frame():
         for seed, noise in [(0, 0.0), (1, 0.02), (2, -0.02)]:
             for gen, k, base in [("mean", None, 0.5), ("kmeans", 2, 0.6), ("kmeans", 5, 0.7)]:
                 for norm_post, bonus in [("none", 0.0), ("l2", 0.1)]:
-                    rows.append(dict(model="m", task=task, seed=seed, gen=gen, k=k,
-                                     norm_pre="l2", norm_post=norm_post, norm_inf="l2",
-                                     agg="max", m=None, accuracy=base + bonus + noise))
+                    rows.append(
+                        dict(
+                            model="m",
+                            task=task,
+                            seed=seed,
+                            gen=gen,
+                            k=k,
+                            norm_pre="l2",
+                            norm_post=norm_post,
+                            norm_inf="l2",
+                            agg="max",
+                            m=None,
+                            accuracy=base + bonus + noise,
+                        )
+                    )
     return pd.DataFrame(rows).astype({"k": "Int64", "m": "Int64"})
 
 
@@ -174,11 +200,14 @@ def test_a_factor_left_varying_or_an_empty_selection_is_an_error():
 
 
 def methods_spec(**extra):
-    return {"configurations": {
-        "Qi": {"gen": "mean", "norm_post": "l2"},
-        "ours": {"gen": "kmeans", "k": 5, "norm_post": "l2"},
-        "plain": {"gen": "mean", "norm_post": "none"},
-    }, **extra}
+    return {
+        "configurations": {
+            "Qi": {"gen": "mean", "norm_post": "l2"},
+            "ours": {"gen": "kmeans", "k": 5, "norm_post": "l2"},
+            "plain": {"gen": "mean", "norm_post": "none"},
+        },
+        **extra,
+    }
 
 
 def test_named_configurations_are_compared_in_the_configured_order():
@@ -186,10 +215,13 @@ def test_named_configurations_are_compared_in_the_configured_order():
     assert list(matrix.columns) == ["Qi", "ours", "plain"]
     np.testing.assert_allclose(matrix.to_numpy(), [[0.6, 0.8, 0.5], [0.6, 0.8, 0.5]])
     # A configuration may leave a factor open if the comparison maximises over it.
-    spec = {"configurations": {"mean": {"gen": "mean"}, "k5": {"gen": ["kmeans"], "k": [5]}},
-            "best_of": ["norm_post"]}
-    np.testing.assert_allclose(comparison_matrix(results_frame(), "m", spec).to_numpy(),
-                               [[0.6, 0.8], [0.6, 0.8]])
+    spec = {
+        "configurations": {"mean": {"gen": "mean"}, "k5": {"gen": ["kmeans"], "k": [5]}},
+        "best_of": ["norm_post"],
+    }
+    np.testing.assert_allclose(
+        comparison_matrix(results_frame(), "m", spec).to_numpy(), [[0.6, 0.8], [0.6, 0.8]]
+    )
 
 
 def test_named_configuration_errors_name_the_configuration():
@@ -207,31 +239,46 @@ def test_models_and_tasks_restrict_the_groups():
     assert list(matrix.index) == [("m", "t2")]
     with pytest.raises(ValueError, match="no group"):
         results = results_frame()
-        results = results[~((results["task"] == "t1") & (results["gen"] == "mean"))
-                          & ~((results["task"] == "t2") & results["k"].eq(5).fillna(False))]
+        results = results[
+            ~((results["task"] == "t1") & (results["gen"] == "mean"))
+            & ~((results["task"] == "t2") & results["k"].eq(5).fillna(False))
+        ]
         comparison_matrix(results, "methods", methods_spec())
 
 
 def test_gen_time_summary_by_hand():
-    rows = [("m", "t1", 0, "kmeans", 2, "none", 1.0), ("m", "t1", 1, "kmeans", 2, "none", 3.0),
-            ("m", "t1", 0, "kmeans", 2, "l2", 2.0), ("m", "t2", 0, "kmeans", 2, "none", 10.0),
-            ("m", "t1", 0, "mean", None, "none", 0.5), ("m", "t2", 0, "mean", None, "none", 0.7)]
-    table = pd.DataFrame(rows, columns=["model", "task", "seed", "gen", "k", "norm_pre",
-                                        "gen_time_s"]).astype({"k": "Int64"})
+    rows = [
+        ("m", "t1", 0, "kmeans", 2, "none", 1.0),
+        ("m", "t1", 1, "kmeans", 2, "none", 3.0),
+        ("m", "t1", 0, "kmeans", 2, "l2", 2.0),
+        ("m", "t2", 0, "kmeans", 2, "none", 10.0),
+        ("m", "t1", 0, "mean", None, "none", 0.5),
+        ("m", "t2", 0, "mean", None, "none", 0.7),
+    ]
+    table = pd.DataFrame(
+        rows, columns=["model", "task", "seed", "gen", "k", "norm_pre", "gen_time_s"]
+    ).astype({"k": "Int64"})
     summary = gen_time_summary(table)
     assert list(summary["gen"]) == ["mean", "kmeans"]  # GEN_METHODS order
     kmeans = summary.iloc[1]
     # t1: mean of 1, 3, 2 = 2; t2: 10. Across groups: mean 6, median 6, min 2, max 10.
-    assert (kmeans["mean_s"], kmeans["median_s"], kmeans["min_s"], kmeans["max_s"],
-            kmeans["n_groups"]) == (6.0, 6.0, 2.0, 10.0, 2)
+    assert (
+        kmeans["mean_s"],
+        kmeans["median_s"],
+        kmeans["min_s"],
+        kmeans["max_s"],
+        kmeans["n_groups"],
+    ) == (6.0, 6.0, 2.0, 10.0, 2)
     assert summary.iloc[0]["mean_s"] == pytest.approx(0.6)
 
 
 def test_treatment_labels_skip_factors_that_do_not_apply():
     assert treatment_label({"gen": "mean", "k": pd.NA}, ["gen", "k"]) == "mean"
     assert treatment_label({"agg": "mnn", "m": 5}, ["agg", "m"]) == "mnn m=5"
-    assert treatment_label({"norm_pre": "l2", "norm_post": "quantile"},
-                           ["norm_pre", "norm_post"]) == "pre=l2 post=quantile"
+    assert (
+        treatment_label({"norm_pre": "l2", "norm_post": "quantile"}, ["norm_pre", "norm_post"])
+        == "pre=l2 post=quantile"
+    )
 
 
 def test_configuration_summary_ranks_within_groups():

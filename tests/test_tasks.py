@@ -21,8 +21,9 @@ def test_d_in_1_merges_d_classes_per_label_from_a_seeded_shuffle():
     assert sorted(mapping) == CLASSES
     assert sorted(mapping.values()) == [0, 0, 1, 1, 2, 2]
     assert mapping == label_map({"d_in_1": 2, "n_labels": 3}, CLASSES, seed=0)
-    assert any(label_map({"d_in_1": 2, "n_labels": 3}, CLASSES, seed=s) != mapping
-               for s in range(1, 5))
+    assert any(
+        label_map({"d_in_1": 2, "n_labels": 3}, CLASSES, seed=s) != mapping for s in range(1, 5)
+    )
 
 
 def test_d_in_1_tasks_are_nested_in_d_for_one_seed():

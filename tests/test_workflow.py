@@ -16,8 +16,16 @@ pytestmark = pytest.mark.workflow
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--cores", "2", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "2",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout}\n{result.stderr}")
@@ -62,9 +70,11 @@ def test_every_stage_produces_its_outputs(finished_run):
     summary = pd.read_csv(results / "tables" / "nc1_summary.csv")
     assert len(summary) == 4
 
-    for name, treatments in [("gen", {"mean", "ls", "kmeans k=1", "kmeans k=3"}),
-                             ("norm", {"post=none", "post=l2"}),
-                             ("agg", {"max", "mnn m=1", "mnn m=3"})]:
+    for name, treatments in [
+        ("gen", {"mean", "ls", "kmeans k=1", "kmeans k=3"}),
+        ("norm", {"post=none", "post=l2"}),
+        ("agg", {"max", "mnn m=1", "mnn m=3"}),
+    ]:
         comparison = pd.read_csv(results / "tables" / f"{name}.csv")
         assert set(comparison["treatment"]) == treatments
         assert (comparison["n_groups"] == 4).all()
@@ -72,7 +82,8 @@ def test_every_stage_produces_its_outputs(finished_run):
         assert (results / "cd_diagrams" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
     # Neither a few-shot nor a "d in 1" series in this config: three figures.
     assert sorted(path.name for path in (results / "figures").iterdir()) == [
-        f"{name}.{ext}" for name in ("gen_time", "gen_vs_k", "nc1") for ext in ("pdf", "png")]
+        f"{name}.{ext}" for name in ("gen_time", "gen_vs_k", "nc1") for ext in ("pdf", "png")
+    ]
     gen_time = pd.read_csv(results / "tables" / "gen_time_summary.csv")
     assert set(gen_time["gen"]) == {"mean", "kmeans", "ls"} and (gen_time["n_groups"] == 4).all()
 
@@ -98,13 +109,25 @@ def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_r
     config["imprinting"]["m"] = [1, 2]
     write_config(workdir / "tiny.yaml", config)
     jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
-    assert set(jobs) == {"imprinting", "collect_imprinting", "collect_gen_time", "summary",
-                         "comparison", "gen_time_summary", "figure_gen_vs_k", "figure_gen_time",
-                         "all"}
+    assert set(jobs) == {
+        "imprinting",
+        "collect_imprinting",
+        "collect_gen_time",
+        "summary",
+        "comparison",
+        "gen_time_summary",
+        "figure_gen_vs_k",
+        "figure_gen_time",
+        "all",
+    }
     assert jobs["imprinting"] == 6
 
-    upstream = [*workdir.glob("results/embeddings/**/*.npz"), *workdir.glob("results/models/*"),
-                *workdir.glob("results/tasks/**/*.npz"), *workdir.glob("results/nc1/**/*.csv")]
+    upstream = [
+        *workdir.glob("results/embeddings/**/*.npz"),
+        *workdir.glob("results/models/*"),
+        *workdir.glob("results/tasks/**/*.npz"),
+        *workdir.glob("results/nc1/**/*.csv"),
+    ]
     before = {path: path.stat().st_mtime_ns for path in upstream}
     snakemake(workdir, "--configfile", "tiny.yaml")
     assert {path: path.stat().st_mtime_ns for path in upstream} == before
@@ -127,8 +150,9 @@ def test_the_default_config_builds_its_dag(tmp_path):
     jobs = planned_jobs(tmp_path)
     assert jobs["imprinting"] == 2 * 9 * 3 and jobs["embeddings"] == 4
     assert jobs["comparison"] == 4 and jobs["nc1"] == 18
-    assert {f"figure_{name}" for name in ("gen_vs_k", "few_shot", "nc1", "d_in_1",
-                                          "gen_time")} <= set(jobs)
+    assert {
+        f"figure_{name}" for name in ("gen_vs_k", "few_shot", "nc1", "d_in_1", "gen_time")
+    } <= set(jobs)
 
 
 def test_the_paper_config_builds_its_dag_offline(tmp_path):
@@ -139,11 +163,23 @@ def test_the_paper_config_builds_its_dag_offline(tmp_path):
 
 
 # Every output but the GEN timings (a measurement of the machine) and what is drawn from them.
-COMPARED_OUTPUTS = ["tables/imprinting.csv", "tables/summary.csv", "tables/nc1.csv",
-                    "tables/nc1_summary.csv", "tables/gen.csv", "tables/norm.csv",
-                    "tables/agg.csv", "cd_diagrams/gen.pdf", "cd_diagrams/norm.pdf",
-                    "cd_diagrams/agg.pdf", "cd_diagrams/gen.png", "figures/gen_vs_k.pdf",
-                    "figures/gen_vs_k.png", "figures/nc1.pdf", "figures/nc1.png"]
+COMPARED_OUTPUTS = [
+    "tables/imprinting.csv",
+    "tables/summary.csv",
+    "tables/nc1.csv",
+    "tables/nc1_summary.csv",
+    "tables/gen.csv",
+    "tables/norm.csv",
+    "tables/agg.csv",
+    "cd_diagrams/gen.pdf",
+    "cd_diagrams/norm.pdf",
+    "cd_diagrams/agg.pdf",
+    "cd_diagrams/gen.png",
+    "figures/gen_vs_k.pdf",
+    "figures/gen_vs_k.png",
+    "figures/nc1.pdf",
+    "figures/nc1.png",
+]
 
 
 def assert_same_results(run_a: Path, run_b: Path) -> None:
@@ -160,10 +196,24 @@ def test_a_run_killed_during_imprinting_resumes_to_the_same_results(finished_run
     import time
 
     write_config(tmp_path / "tiny.yaml", tiny_config())
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--cores", "1", "--configfile", "tiny.yaml"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--cores",
+        "1",
+        "--configfile",
+        "tiny.yaml",
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     imprinting = tmp_path / "results" / "imprinting"
     deadline = time.monotonic() + 300
     while len(list(imprinting.glob("*/*/seed*.gen_time.csv"))) < 2:
@@ -181,8 +231,9 @@ def test_a_run_killed_during_imprinting_resumes_to_the_same_results(finished_run
     # before Snakemake recorded it as finished (it reruns); all older ones are finished.
     newest = max(written, key=lambda p: p.stat().st_mtime_ns).parent
     newest_job = max(written, key=lambda p: p.stat().st_mtime_ns).name.split(".")[0]
-    finished = [p for p in written
-                if not (p.parent == newest and p.name.split(".")[0] == newest_job)]
+    finished = [
+        p for p in written if not (p.parent == newest and p.name.split(".")[0] == newest_job)
+    ]
     assert finished, "no job had finished before the kill"
     before = {path: path.stat().st_mtime_ns for path in finished}
 
@@ -227,9 +278,21 @@ def rules_with_changed_params(repository: Path, workdir: Path) -> set[str]:
     because their inputs will), from its per-file summary (`--list-changes params` would say it,
     but in Snakemake 9 it lists every output, changed or not)."""
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(repository / "Snakefile"),
-         "--configfile", "tiny.yaml", "--summary"],
-        capture_output=True, text=True, cwd=workdir, check=True)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(repository / "Snakefile"),
+            "--configfile",
+            "tiny.yaml",
+            "--summary",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        check=True,
+    )
     rows = [line.split("\t") for line in result.stdout.splitlines() if line.count("\t") == 5]
     assert rows[0] == ["output_file", "date", "rule", "log-file(s)", "status", "plan"]
     assert all(row[5] == "update pending" for row in rows[1:] if row[4] == "params changed")
@@ -248,7 +311,8 @@ def test_an_unchanged_workflow_has_no_param_changes(finished_run):
 
 @pytest.mark.parametrize("module", sorted(path.stem for path in (REPO / "imprint").glob("*.py")))
 def test_editing_a_library_module_reruns_exactly_the_rules_whose_jobs_ran_it(
-        finished_run, job_modules, tmp_path, module):
+    finished_run, job_modules, tmp_path, module
+):
     _, loaded = job_modules
     repository = copy_of_repository(tmp_path / "repository")
     with open(repository / "imprint" / f"{module}.py", "a") as handle:
@@ -265,14 +329,33 @@ def test_editing_library_code_also_reruns_what_depends_on_its_outputs(finished_r
     with open(repository / "imprint" / "nc.py", "a") as handle:
         handle.write("\n# an edit\n")
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(repository / "Snakefile"),
-         "--cores", "2", "--configfile", "tiny.yaml", "--dry-run"],
-        capture_output=True, text=True, cwd=workdir)
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(repository / "Snakefile"),
+            "--cores",
+            "2",
+            "--configfile",
+            "tiny.yaml",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+    )
     table = result.stdout.split("Job stats:")[1].split("Reasons:")[0]
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
     # the NC1 jobs, the NC1 table and summary, the figures that read them (nc1 only here)
-    assert planned == {"nc1": "4", "collect_nc1": "1", "nc1_summary": "1", "figure": "1",
-                       "all": "1", "total": "8"}
+    assert planned == {
+        "nc1": "4",
+        "collect_nc1": "1",
+        "nc1_summary": "1",
+        "figure": "1",
+        "all": "1",
+        "total": "8",
+    }
 
 
 def test_editing_a_dataset_reruns_everything_from_that_dataset_on(finished_run, tmp_path):

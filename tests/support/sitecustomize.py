@@ -13,8 +13,9 @@ BLOCKED = frozenset(filter(None, os.environ.get("IMPRINT_BLOCKED_MODULES", "").s
 class _Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {fullname!r} (blocked by the test)",
-                                      name=fullname)
+            raise ModuleNotFoundError(
+                f"No module named {fullname!r} (blocked by the test)", name=fullname
+            )
         return None
 
 

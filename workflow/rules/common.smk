@@ -12,9 +12,7 @@ REPO = Path(workflow.basedir)
 # job re-reads this file), the Snakefile through sys.path.
 sys.path.insert(0, str(REPO))
 os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        part for part in (str(REPO), os.environ.get("PYTHONPATH")) if part
-    ),
+    PYTHONPATH=os.pathsep.join(part for part in (str(REPO), os.environ.get("PYTHONPATH")) if part),
     # Fixed hash seed: string-set order inside libraries (e.g. scikit-posthocs' CD diagrams)
     # then no longer varies between runs, so equal results give equal files.
     PYTHONHASHSEED="0",
@@ -166,7 +164,8 @@ def final_outputs():
         "results/tables/nc1.csv",
         "results/tables/nc1_summary.csv",
         *expand("results/tables/{comparison}.csv", comparison=COMPARISONS),
-        *expand("results/cd_diagrams/{comparison}.{ext}", comparison=COMPARISONS,
-                ext=["pdf", "png"]),
+        *expand(
+            "results/cd_diagrams/{comparison}.{ext}", comparison=COMPARISONS, ext=["pdf", "png"]
+        ),
         *expand("results/figures/{figure}.{ext}", figure=FIGURE_PLAN, ext=["pdf", "png"]),
     ]

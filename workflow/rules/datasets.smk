@@ -4,10 +4,6 @@ rule dataset:
         lambda wc: [manifest for _, manifest in dataset_components(wc.dataset).values()],
     output:
         manifest="results/datasets/{dataset}/manifest.json",
-    params:
-        spec=lambda wc: config["datasets"][wc.dataset],
-        components=lambda wc: dataset_components(wc.dataset),
-        code=code("prepare_dataset.py"),
     log:
         "results/logs/dataset/{dataset}.log",
     benchmark:
@@ -17,5 +13,9 @@ rule dataset:
     threads: 1
     resources:
         mem_mb=4000,
+    params:
+        spec=lambda wc: config["datasets"][wc.dataset],
+        components=lambda wc: dataset_components(wc.dataset),
+        code=code("prepare_dataset.py"),
     script:
         "../../scripts/prepare_dataset.py"

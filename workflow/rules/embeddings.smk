@@ -5,11 +5,6 @@ rule embeddings:
         dataset=lambda wc: dataset_manifest(wc.dataset),
     output:
         "results/embeddings/{model}/{dataset}/{split}.npz",
-    params:
-        model_spec=lambda wc: config["models"][wc.model],
-        dataset_spec=lambda wc: config["datasets"][wc.dataset],
-        embedding=config["embedding"],
-        code=code("extract_embeddings.py"),
     log:
         "results/logs/embeddings/{model}/{dataset}/{split}.log",
     benchmark:
@@ -20,5 +15,10 @@ rule embeddings:
     resources:
         mem_mb=16000,
         gpu=config["embedding"]["gpus"],
+    params:
+        model_spec=lambda wc: config["models"][wc.model],
+        dataset_spec=lambda wc: config["datasets"][wc.dataset],
+        embedding=config["embedding"],
+        code=code("extract_embeddings.py"),
     script:
         "../../scripts/extract_embeddings.py"

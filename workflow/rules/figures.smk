@@ -15,15 +15,15 @@ rule figure:
             category="Figures",
             labels={"figure": "{figure}"},
         ),
-    params:
-        options=lambda wc: figure_options(wc.figure),
-        caption=lambda wc: figure_caption(wc.figure, figure_options(wc.figure)),
-        code=code("plot_figure.py"),
     log:
         "results/logs/figures/{figure}.log",
     conda:
         ENV
     resources:
         mem_mb=table_mem_mb,
+    params:
+        options=lambda wc: figure_options(wc.figure),
+        caption=lambda wc: figure_caption(wc.figure, figure_options(wc.figure)),
+        code=code("plot_figure.py"),
     script:
         "../../scripts/plot_figure.py"

@@ -7,14 +7,6 @@ rule imprinting:
     output:
         results="results/imprinting/{model}/{task}/seed{seed}.csv",
         gen_time="results/imprinting/{model}/{task}/seed{seed}.gen_time.csv",
-    params:
-        grid={
-            key: value
-            for key, value in config["imprinting"].items()
-            if not key.startswith("ls_lambda")
-        },
-        ls_lambda=lambda wc: model_lambda(config, wc.model),
-        code=code("run_imprinting.py"),
     log:
         "results/logs/imprinting/{model}/{task}/seed{seed}.log",
     benchmark:
@@ -25,5 +17,13 @@ rule imprinting:
     resources:
         # float64 copies of the task's embeddings, normalised variants and score chunks
         mem_mb=lambda wc, input: max(2000, int(8 * files_size_mb(input)) + 1500),
+    params:
+        grid={
+            key: value
+            for key, value in config["imprinting"].items()
+            if not key.startswith("ls_lambda")
+        },
+        ls_lambda=lambda wc: model_lambda(config, wc.model),
+        code=code("run_imprinting.py"),
     script:
         "../../scripts/run_imprinting.py"

@@ -4,10 +4,6 @@ rule model:
         unpack(model_inputs),
     output:
         "results/models/{model}.pt",
-    params:
-        spec=lambda wc: config["models"][wc.model],
-        dataset_spec=lambda wc: config["datasets"].get(model_training_dataset(wc.model)),
-        code=code("prepare_model.py"),
     log:
         "results/logs/model/{model}.log",
     benchmark:
@@ -17,5 +13,9 @@ rule model:
     threads: 1
     resources:
         mem_mb=4000,
+    params:
+        spec=lambda wc: config["models"][wc.model],
+        dataset_spec=lambda wc: config["datasets"].get(model_training_dataset(wc.model)),
+        code=code("prepare_model.py"),
     script:
         "../../scripts/prepare_model.py"

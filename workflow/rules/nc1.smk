@@ -5,9 +5,6 @@ rule nc1:
         tasks=lambda wc: task_files(wc.task),
     output:
         "results/nc1/{model}/{task}.csv",
-    params:
-        seeds=lambda wc: task_seeds(config, wc.task),
-        code=code("compute_nc1.py"),
     log:
         "results/logs/nc1/{model}/{task}.log",
     conda:
@@ -15,5 +12,8 @@ rule nc1:
     threads: 1
     resources:
         mem_mb=lambda wc, input: max(2000, int(4 * files_size_mb(input)) + 1000),
+    params:
+        seeds=lambda wc: task_seeds(config, wc.task),
+        code=code("compute_nc1.py"),
     script:
         "../../scripts/compute_nc1.py"

@@ -11,12 +11,12 @@ rule collect_imprinting:
         imprinting_tables(),
     output:
         "results/tables/imprinting.csv",
-    params:
-        code=code("concat_tables.py"),
     log:
         "results/logs/statistics/collect_imprinting.log",
     conda:
         ENV
+    params:
+        code=code("concat_tables.py"),
     script:
         "../../scripts/concat_tables.py"
 
@@ -33,12 +33,12 @@ rule collect_gen_time:
             category="GEN time",
             labels={"table": "gen_time"},
         ),
-    params:
-        code=code("concat_tables.py"),
     log:
         "results/logs/statistics/collect_gen_time.log",
     conda:
         ENV
+    params:
+        code=code("concat_tables.py"),
     script:
         "../../scripts/concat_tables.py"
 
@@ -48,12 +48,12 @@ rule collect_nc1:
         nc1_tables(),
     output:
         "results/tables/nc1.csv",
-    params:
-        code=code("concat_tables.py"),
     log:
         "results/logs/statistics/collect_nc1.log",
     conda:
         ENV
+    params:
+        code=code("concat_tables.py"),
     script:
         "../../scripts/concat_tables.py"
 
@@ -69,12 +69,12 @@ rule nc1_summary:
             category="Neural collapse",
             labels={"table": "nc1_summary"},
         ),
-    params:
-        code=code("summarize_nc1.py"),
     log:
         "results/logs/statistics/nc1_summary.log",
     conda:
         ENV
+    params:
+        code=code("summarize_nc1.py"),
     script:
         "../../scripts/summarize_nc1.py"
 
@@ -90,14 +90,14 @@ rule summary:
             category="All configurations",
             labels={"table": "summary"},
         ),
-    params:
-        code=code("summarize.py"),
     log:
         "results/logs/statistics/summary.log",
     conda:
         ENV
     resources:
         mem_mb=table_mem_mb,
+    params:
+        code=code("summarize.py"),
     script:
         "../../scripts/summarize.py"
 
@@ -122,17 +122,17 @@ rule comparison:
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "CD diagram"},
         ),
-    params:
-        spec=lambda wc: config["comparisons"][wc.comparison],
-        alpha=config["statistics"]["alpha"],
-        posthoc=lambda wc: comparison_posthoc(wc.comparison),
-        code=code("compare.py"),
     log:
         "results/logs/statistics/comparison_{comparison}.log",
     conda:
         ENV
     resources:
         mem_mb=table_mem_mb,
+    params:
+        spec=lambda wc: config["comparisons"][wc.comparison],
+        alpha=config["statistics"]["alpha"],
+        posthoc=lambda wc: comparison_posthoc(wc.comparison),
+        code=code("compare.py"),
     script:
         "../../scripts/compare.py"
 
@@ -148,11 +148,11 @@ rule gen_time_summary:
             category="GEN time",
             labels={"table": "gen_time_summary"},
         ),
-    params:
-        code=code("summarize_gen_time.py"),
     log:
         "results/logs/statistics/gen_time_summary.log",
     conda:
         ENV
+    params:
+        code=code("summarize_gen_time.py"),
     script:
         "../../scripts/summarize_gen_time.py"

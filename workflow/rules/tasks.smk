@@ -4,10 +4,6 @@ rule task:
         dataset=lambda wc: dataset_manifest(task_dataset(wc.task)),
     output:
         "results/tasks/{task}/seed{seed}.npz",
-    params:
-        spec=lambda wc: config["tasks"][wc.task],
-        dataset_spec=lambda wc: config["datasets"][task_dataset(wc.task)],
-        code=code("build_task.py"),
     log:
         "results/logs/task/{task}/seed{seed}.log",
     conda:
@@ -15,5 +11,9 @@ rule task:
     threads: 1
     resources:
         mem_mb=2000,
+    params:
+        spec=lambda wc: config["tasks"][wc.task],
+        dataset_spec=lambda wc: config["datasets"][task_dataset(wc.task)],
+        code=code("build_task.py"),
     script:
         "../../scripts/build_task.py"
