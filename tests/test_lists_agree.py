@@ -1,4 +1,7 @@
-"""Every list that the JSON schema repeats from the library is the library's list."""
+"""Every list kept in two places agrees: the schema's and the library's, the conda
+environment's and pyproject's."""
+
+import re
 
 import pytest
 import yaml
@@ -11,7 +14,7 @@ from imprint.grid import FACTORS
 from imprint.models import MODEL_SOURCES
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE
 from imprint.stats import POSTHOC_TESTS
-from tests.conftest import SCHEMA
+from tests.conftest import REPO, SCHEMA
 
 DEFS = yaml.safe_load(SCHEMA.read_text())["$defs"]
 PROPERTIES = yaml.safe_load(SCHEMA.read_text())["properties"]
@@ -61,3 +64,24 @@ def test_the_schemas_torchvision_datasets_are_those_the_loader_knows():
         if block["if"]["properties"]["source"]["const"] == "torchvision"
     )
     assert torchvision["properties"]["name"]["enum"] == list(TorchvisionDataset.FILES)
+
+
+# conda-forge's names of the packages that PyPI names otherwise
+CONDA_NAMES = {"torch": "pytorch", "matplotlib": "matplotlib-base"}
+# needed by the Snakemake process, not by the jobs that run in the conda environment
+MAIN_PROCESS_ONLY = {"snakemake", "jsonschema"}
+
+
+def test_the_jobs_conda_environment_holds_the_projects_runtime_requirements():
+    from packaging.requirements import Requirement
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    required = {Requirement(line).name for line in project["dependencies"]} - MAIN_PROCESS_ONLY
+    environment = yaml.safe_load((REPO / "envs" / "imprint.yaml").read_text())["dependencies"]
+    listed = set()
+    for entry in environment:
+        for line in entry["pip"] if isinstance(entry, dict) else [entry]:
+            listed.add(re.match(r"[A-Za-z0-9_.-]+", line).group())  # conda: "name >=1.2"
+    assert {CONDA_NAMES.get(name, name) for name in required} == listed - {"python", "pip"}
