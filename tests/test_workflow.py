@@ -47,8 +47,14 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     write_config(workdir / "tiny.yaml", tiny_config())
-    snakemake(workdir, "--configfile", "tiny.yaml")
+    result = snakemake(workdir, "--configfile", "tiny.yaml")
+    (workdir / "snakemake.out").write_text(result.stdout + result.stderr)
     return workdir
+
+
+def test_a_run_prints_no_warnings(finished_run):
+    output = (finished_run / "snakemake.out").read_text()
+    assert "Warning" not in output and "never awaited" not in output
 
 
 def test_every_stage_produces_its_outputs(finished_run):
