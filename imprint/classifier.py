@@ -11,7 +11,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from imprint.agg import AGG_METHODS, predict_variants
+from imprint.agg import AGG_METHODS, SCALINGS, TestEmbeddings, predict_all
+from imprint.devices import DEVICES, DTYPES
 from imprint.gen import GEN_METHODS, generate_proxies
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE, normalize_embeddings, normalize_proxies
 
@@ -58,6 +59,12 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         Ridge term λ of ls/kls.
     random_state : int, RandomState instance or None
         Seeds random/kmeans/kmedoids/fps/kls; an int makes ``fit`` deterministic.
+    device : {"auto", "cpu", "cuda"}
+        Where ``predict`` scores embeddings against the proxies ("auto": CUDA when available).
+        Inputs and outputs stay numpy arrays; GEN runs on the CPU.
+    dtype : {"float32", "float64"}
+        Precision of scoring. The workflow's grid runner uses the same engine, so for the same
+        device and dtype its accuracies equal this estimator's exactly.
 
     Attributes
     ----------
@@ -79,6 +86,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         "m": [Interval(numbers.Integral, 1, None, closed="left")],
         "ls_lambda": [Interval(numbers.Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
+        "device": [StrOptions(set(DEVICES))],
+        "dtype": [StrOptions(set(DTYPES))],
     }
 
     def __init__(
@@ -92,6 +101,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         m: int = 1,
         ls_lambda: float = 1e-4,
         random_state=None,
+        device: str = "auto",
+        dtype: str = "float32",
     ):
         self.gen = gen
         self.k = k
@@ -102,6 +113,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self.m = m
         self.ls_lambda = ls_lambda
         self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -125,6 +138,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             train, encoded, self.gen, self.k, self.ls_lambda, resolve_seed(self.random_state)
         )
         self.proxies_ = normalize_proxies(proxies, proxy_position, self.norm_post)
+        # Scoring rescales the raw proxies' product for NORMpost none/l2, as the grid does.
+        self._scored_proxies = proxies if self.norm_post in SCALINGS else self.proxies_
         self._proxy_position = proxy_position
         self.proxy_labels_ = self.classes_[proxy_position]
         return self
@@ -133,11 +148,15 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=True)
         variant = (self.agg, self.m)
-        position = predict_variants(
-            normalize_embeddings(X, self.norm_inf),
-            self.proxies_,
+        proxy_norm = self.norm_post if self.norm_post in SCALINGS else "none"
+        test = TestEmbeddings(X, device=self.device, dtype=self.dtype)
+        found = predict_all(
+            test,
+            self._scored_proxies,
             self._proxy_position,
             len(self.classes_),
             [variant],
-        )[variant]
-        return self.classes_[position]
+            [proxy_norm],
+            [self.norm_inf],
+        )
+        return self.classes_[found[(proxy_norm, self.norm_inf, *variant)].cpu().numpy()]

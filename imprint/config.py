@@ -47,6 +47,25 @@ def _class_ids(config: Mapping[str, Any], dataset: str, key: str) -> list[int] |
     return dataset_source(config["datasets"][dataset]).class_ids(config["datasets"][dataset])
 
 
+def check_devices(config: Mapping[str, Any]) -> None:
+    """For jobs that run on this machine: a device the config asks for must be here.
+
+    (Not part of :func:`check_config`: on a cluster the jobs run on other machines, and which
+    executor runs them is only known once Snakemake starts executing.)
+    """
+    for section in ("embedding", "imprinting"):
+        if config.get(section, {}).get("device") != "cuda":
+            continue
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail(
+                f"{section}.device",
+                "'cuda', but this machine has no CUDA device and the jobs run here; "
+                "use 'auto' (CUDA when present) or 'cpu'",
+            )
+
+
 def _check_torchvision_model(name: str, spec: Mapping[str, Any]) -> None:
     from torchvision.models import get_model_weights, list_models
 

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def select_device(requested: str = "auto"):
-    """``"auto"``: CUDA when available, else the CPU."""
-    import torch
-
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("embedding.device is 'cuda' but no CUDA device is available")
-    return torch.device(requested)
+from imprint.devices import resolve_device
 
 
 def loader_settings(batch_size, num_workers, on_gpu: bool, threads: int) -> tuple[int, int]:
@@ -49,7 +40,7 @@ def extract_embeddings(
     from tqdm import tqdm
 
     torch.set_num_threads(max(threads, 1))
-    target = select_device(device)
+    target = resolve_device(device)
     on_gpu = target.type == "cuda"
     batch_size, num_workers = loader_settings(batch_size, num_workers, on_gpu, threads)
     network = network.to(target, memory_format=torch.channels_last).eval()

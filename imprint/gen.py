@@ -8,8 +8,10 @@ samples as proxies (for ``kls``: every sample becomes its own pseudo-class).
 
 from __future__ import annotations
 
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -54,6 +56,66 @@ def kmeans_split(x: np.ndarray, k: int, seed: int) -> KMeansSplit:
     return KMeansSplit(centers=model.cluster_centers_.astype(x.dtype), assignment=model.labels_)
 
 
+@dataclass
+class GenCache:
+    """Work that GEN calls on the same (normalised) embeddings share.
+
+    :meth:`prepare` runs a method's shared work for every class and every k of ``k_values`` at
+    once; :func:`generate_proxies` then reads it. k-means: one clustering per (class, k), used by
+    kmeans and kls. k-medoids: the dissimilarity matrix once per class, BUILD once at the largest
+    k (BUILD is greedy, so the BUILD medoids for k are the first k of those for the largest k)
+    and each k's FasterPAM swap phase from that prefix. FPS: greedy from a start that does not
+    depend on k, so its k points are the first k of the largest k's. Least squares: the Gram
+    matrix is factorised once for ls and every k of kls.
+    """
+
+    k_values: tuple[int, ...] = ()
+    kmeans: dict[tuple[int, int], KMeansSplit] = field(default_factory=dict)
+    #: (gen, class position, k) -> indices of the class's samples that become proxies
+    selected: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
+    gram_factor: Any = None
+
+    def prepare(
+        self, x: np.ndarray, y: np.ndarray, gen: str, random_state: int
+    ) -> dict[int, float]:
+        """Run the shared work of ``gen`` (kmeans/kls, kmedoids or fps) for every class and k;
+        returns, per k, the seconds of that work a run for k alone would have needed."""
+        seconds = dict.fromkeys(self.k_values, 0.0)
+        for position, label in enumerate(np.unique(y)):
+            samples = x[y == label]
+            seed = class_seed(random_state, position)
+            if gen in ("kmeans", "kls"):
+                for k in self.k_values:
+                    start = time.perf_counter()
+                    self.kmeans[(position, k)] = kmeans_split(samples, k, seed)
+                    seconds[k] += time.perf_counter() - start
+            elif gen == "kmedoids":
+                medoids, setup, swaps = kmedoids_for_each_k(samples, self.k_values, seed)
+                for k, chosen in medoids.items():
+                    self.selected[(gen, position, k)] = chosen
+                    seconds[k] += setup + swaps.get(k, 0.0)
+            elif gen == "fps":
+                start = time.perf_counter()
+                smaller = [k for k in self.k_values if k < len(samples)]
+                order = (
+                    farthest_point_sampling(samples, max(smaller), np.random.default_rng(seed))
+                    if smaller
+                    else None
+                )
+                for k in self.k_values:
+                    self.selected[(gen, position, k)] = (
+                        order[:k] if k < len(samples) else np.arange(len(samples))
+                    )
+                elapsed = time.perf_counter() - start
+                for k in self.k_values:
+                    seconds[k] += elapsed
+        return seconds
+
+
+#: GEN methods with work that :meth:`GenCache.prepare` shares across k.
+SHARED_ACROSS_K = frozenset({"kmeans", "kls", "kmedoids", "fps"})
+
+
 def import_backends() -> None:
     """Import the libraries GEN uses now, so that GEN timings do not include their import."""
     import kmedoids  # noqa: F401
@@ -87,19 +149,29 @@ def farthest_point_sampling(x: np.ndarray, k: int, rng: np.random.Generator) -> 
     return np.asarray(chosen)
 
 
-def least_squares_proxies(x: np.ndarray, groups: np.ndarray, ls_lambda: float) -> np.ndarray:
+def least_squares_proxies(
+    x: np.ndarray, groups: np.ndarray, ls_lambda: float, gram_factor: Any = None
+) -> np.ndarray:
     """Closed-form least-squares classifier weights, one row per group (class or pseudo-class).
 
     ``W = (1/G) Mᵀ (XᵀX/N + λI)⁻¹`` with M the group means and G the number of groups, i.e. the
     ridge regression ``min_W (1/N)‖X Wᵀ − Y‖² + λ‖W‖²`` of one-hot targets Y in which every group
     counts equally (exact for balanced groups), as derived for IMPRINT (arXiv:2503.06385).
     Written out rather than with ``sklearn.linear_model.Ridge``, which weights groups by size.
+    The Gram matrix does not depend on the groups: ``gram_factor`` (from :func:`gram_factor`)
+    lets ls and every k of kls share one Cholesky factorisation.
     """
-    n, d = x.shape
     group_ids = np.unique(groups)
     means = np.stack([x[groups == g].mean(axis=0) for g in group_ids])
+    factor = gram_factor if gram_factor is not None else least_squares_factor(x, ls_lambda)
+    return scipy.linalg.cho_solve(factor, means.T).T / len(group_ids)
+
+
+def least_squares_factor(x: np.ndarray, ls_lambda: float) -> Any:
+    """Cholesky factorisation of ``XᵀX/N + λI`` (symmetric positive definite for λ > 0)."""
+    n, d = x.shape
     gram = x.T @ x / n + ls_lambda * np.eye(d, dtype=x.dtype)
-    return scipy.linalg.solve(gram, means.T, assume_a="pos").T / len(group_ids)
+    return scipy.linalg.cho_factor(gram)
 
 
 def _select_indices(x: np.ndarray, gen: str, k: int, seed: int) -> np.ndarray:
@@ -115,13 +187,50 @@ def _select_indices(x: np.ndarray, gen: str, k: int, seed: int) -> np.ndarray:
     if gen == "fps":
         return farthest_point_sampling(x, k, rng)
     if gen == "kmedoids":
-        import kmedoids
-        from sklearn.metrics import pairwise_distances
-
-        dissimilarity = pairwise_distances(x)
-        result = kmedoids.fasterpam(dissimilarity, k, init="build", random_state=seed, n_cpu=1)
-        return np.sort(np.asarray(result.medoids))
+        return kmedoids_for_each_k(x, [k], seed)[0][k]
     raise AssertionError(gen)
+
+
+def kmedoids_for_each_k(
+    x: np.ndarray, k_values, seed: int
+) -> tuple[dict[int, np.ndarray], float, dict[int, float]]:
+    """FasterPAM medoids (sorted sample indices) of ``x`` for every k in ``k_values``, each as
+    ``kmedoids.fasterpam(D, k, init="build", random_state=seed)`` finds them, sharing the work
+    between the k (``seed`` orders FasterPAM's swaps).
+
+    Returns the medoids per k, the seconds of the shared work (dissimilarities and BUILD) and the
+    seconds of each k's swap phase. The Euclidean dissimilarities stay float64: float32 would
+    halve the memory traffic of BUILD and the swaps, but changes the medoids where distances
+    (nearly) tie (measured), and these must equal a separate FasterPAM run's for every k.
+    """
+    import kmedoids
+    from sklearn.metrics import pairwise_distances_chunked
+
+    n = len(x)
+    found = {k: np.arange(n) for k in k_values if k >= n}
+    wanted = sorted({k for k in k_values if k < n})
+    if not wanted:
+        return found, 0.0, {}
+    start = time.perf_counter()
+    # Filled by row blocks: no n x n temporaries beside the matrix itself
+    dissimilarity = np.empty((n, n), dtype=np.float64)
+    row = 0
+    for block in pairwise_distances_chunked(x, working_memory=256):
+        dissimilarity[row : row + len(block)] = block
+        row += len(block)
+    build = np.asarray(kmedoids.pam_build(dissimilarity, wanted[-1]).medoids)
+    setup = time.perf_counter() - start
+    swaps = {}
+    for k in wanted:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            # fasterpam warns that the seed is ignored when it is given start medoids, but it
+            # does use it (to order the swaps), exactly as after its own BUILD.
+            warnings.simplefilter("ignore", UserWarning)
+            result = kmedoids.fasterpam(dissimilarity, build[:k].copy(), random_state=seed, n_cpu=1)
+        found[k] = np.sort(np.asarray(result.medoids))
+        swaps[k] = time.perf_counter() - start
+    return found, setup, swaps
 
 
 def generate_proxies(
@@ -131,7 +240,7 @@ def generate_proxies(
     k: int = 1,
     ls_lambda: float = 1e-4,
     random_state: int = 0,
-    kmeans_cache: dict[tuple[int, int], KMeansSplit] | None = None,
+    cache: GenCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Proxies ``[P, d]`` and their labels ``[P]`` (values of ``y``), in ascending label order.
 
@@ -139,15 +248,16 @@ def generate_proxies(
 
     - ``all``: every sample; ``random``: k samples drawn without replacement; ``mean``: the mean;
     - ``kmeans``: the centres of a seeded scikit-learn k-means; ``kmedoids``: FasterPAM medoids
-      (BUILD initialisation, from the ``kmedoids`` package);
+      (BUILD initialisation, from the ``kmedoids`` package, see :func:`kmedoids_for_each_k`);
     - ``covmax``: the k samples with the largest :func:`covariance_scores`;
     - ``fps``: :func:`farthest_point_sampling` from a random start;
     - ``ls``: :func:`least_squares_proxies` over the classes (one proxy per class);
     - ``kls``: k-means splits every class into k pseudo-classes, then least squares over all of
       them; each proxy keeps its parent class's label.
 
-    ``kmeans_cache`` lets callers share the k-means of a (class position, k) between ``kmeans``
-    and ``kls`` (and across normalisations of the result); it is filled as a side effect.
+    ``cache`` (a :class:`GenCache`) shares work between calls on the same ``x``: the k-means
+    of a (class, k) between ``kmeans`` and ``kls``, k-medoids and FPS for all k of a class, the
+    least-squares factorisation. The proxies are the same with or without it.
     """
     if gen not in GEN_METHODS:
         raise ValueError(f"unknown GEN method {gen!r}; expected one of {GEN_METHODS}")
@@ -156,16 +266,23 @@ def generate_proxies(
     classes = np.unique(y)
     members = [np.flatnonzero(y == label) for label in classes]
 
+    factor = None
+    if gen in ("ls", "kls"):
+        factor = cache.gram_factor if cache is not None else None
+        if factor is None:
+            factor = least_squares_factor(x, ls_lambda)
+            if cache is not None:
+                cache.gram_factor = factor
     if gen == "ls":
-        return least_squares_proxies(x, y, ls_lambda), classes.copy()
+        return least_squares_proxies(x, y, ls_lambda, factor), classes.copy()
 
     def split(position: int) -> KMeansSplit:
         key = (position, k)
-        if kmeans_cache is not None and key in kmeans_cache:
-            return kmeans_cache[key]
+        if cache is not None and key in cache.kmeans:
+            return cache.kmeans[key]
         result = kmeans_split(x[members[position]], k, class_seed(random_state, position))
-        if kmeans_cache is not None:
-            kmeans_cache[key] = result
+        if cache is not None:
+            cache.kmeans[key] = result
         return result
 
     if gen == "kls":
@@ -177,7 +294,8 @@ def generate_proxies(
             _, dense = np.unique(assignment, return_inverse=True)
             pseudo_class[idx] = len(parent_labels) + dense
             parent_labels.extend([classes[position]] * (dense.max() + 1))
-        return least_squares_proxies(x, pseudo_class, ls_lambda), np.asarray(parent_labels)
+        proxies = least_squares_proxies(x, pseudo_class, ls_lambda, factor)
+        return proxies, np.asarray(parent_labels)
 
     blocks = []
     for position, idx in enumerate(members):
@@ -186,6 +304,8 @@ def generate_proxies(
             blocks.append(samples.mean(axis=0, keepdims=True))
         elif gen == "kmeans":
             blocks.append(split(position).centers)
+        elif cache is not None and (gen, position, k) in cache.selected:
+            blocks.append(samples[cache.selected[(gen, position, k)]])
         else:
             chosen = _select_indices(samples, gen, k, class_seed(random_state, position))
             blocks.append(samples[chosen])

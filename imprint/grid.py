@@ -1,9 +1,12 @@
 """The imprinting grid of one (FM, task, seed): every GEN × k × NORM × AGG × m configuration.
 
 Work is shared wherever the result does not depend on a factor: embeddings are normalised once
-per NORMpre/NORMinf, each class is clustered once per (k, NORMpre) and the clustering serves both
-k-means and k-least-squares, and one inner-product matrix per (proxies, NORMinf) serves every AGG
-and m.
+per NORMpre; GEN work shared across k runs once per (class, NORMpre) (k-means for kmeans and kls,
+k-medoids' dissimilarities and BUILD, FPS, the least-squares factorisation; see
+:class:`imprint.gen.GenCache`); and one inner-product matrix per proxy set serves NORMpost none
+and l2, every NORMinf, AGG and m (only NORMpost quantile needs its own; see :mod:`imprint.agg`).
+Scoring runs on the CPU or a CUDA device (``device``), in float32 or float64 (``dtype``); GEN
+runs on the CPU in float64.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imprint.agg import predict_variants
-from imprint.gen import K_METHODS, class_seed, generate_proxies, import_backends, kmeans_split
+from imprint.agg import SCALINGS, TestEmbeddings, predict_all
+from imprint.gen import K_METHODS, SHARED_ACROSS_K, GenCache, generate_proxies, import_backends
 from imprint.norm import normalize_embeddings, normalize_proxies
 
 #: Columns of a result table, factors first. Deterministic for a fixed seed.
@@ -41,11 +44,18 @@ class Grid:
     agg: Sequence[str] = ("max",)
     m: Sequence[int] = (1,)
     ls_lambda: float = 1e-4
+    #: where and in which precision scoring runs (not factors: they do not define a configuration)
+    device: str = "auto"
+    dtype: str = "float32"
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], ls_lambda: float) -> Grid:
-        keys = ("gen", "k", "norm_pre", "norm_post", "norm_inf", "agg", "m")
-        return cls(**{key: tuple(section[key]) for key in keys}, ls_lambda=ls_lambda)
+        return cls(
+            **{key: tuple(section[key]) for key in FACTORS},
+            ls_lambda=ls_lambda,
+            device=section.get("device", "auto"),
+            dtype=section.get("dtype", "float32"),
+        )
 
     def variants(self) -> list[tuple[str, int]]:
         """``(agg, m)`` pairs; ``m`` is 0 for max, which has none."""
@@ -77,46 +87,56 @@ def run_grid(
 
     Returns the results (one row per configuration, columns :data:`RESULT_COLUMNS`) and the GEN
     timings (one row per (gen, k, norm_pre), columns :data:`TIMING_COLUMNS`; ``gen_time_s`` is the
-    wall time of GEN alone, k-means included for kmeans and kls). Labels must be 0..C-1. ``k`` is
-    empty for GEN methods without k, ``m`` for ``agg: max``. The accuracies are identical to
-    fitting :class:`imprint.ImprintingClassifier` with ``random_state=seed`` for each
-    configuration, but work is shared (see the module docstring).
+    wall time of GEN alone, with the work shared across k that a run for this k alone would
+    need: k-means for kmeans and kls, k-medoids' dissimilarities and BUILD, FPS). Labels must
+    be 0..C-1. ``k`` is empty for GEN methods without k, ``m`` for ``agg: max``. The accuracies
+    are identical to fitting :class:`imprint.ImprintingClassifier` with ``random_state=seed``
+    and the grid's ``device`` and ``dtype`` for each configuration, but work is shared (see the
+    module docstring).
     """
+    import torch
+
     import_backends()
     train_x = np.asarray(train_x, dtype=np.float64)
-    test_x = np.asarray(test_x, dtype=np.float64)
+    train_y = np.asarray(train_y)
+    test = TestEmbeddings(test_x, grid.device, grid.dtype)
+    test_y = torch.as_tensor(np.asarray(test_y), device=test.device)
     n_classes = int(train_y.max()) + 1
     variants = grid.variants()
-    tests = {norm: normalize_embeddings(test_x, norm) for norm in grid.norm_inf}
-    needs_kmeans = any(g in ("kmeans", "kls") for g in grid.gen)
+    rescaled = [norm for norm in grid.norm_post if norm in SCALINGS]
     rows, timings = [], []
     for norm_pre in grid.norm_pre:
         x = normalize_embeddings(train_x, norm_pre)
-        cache, kmeans_seconds = {}, {}
-        if needs_kmeans:
-            for k in grid.k:
-                start = time.perf_counter()
-                for position in range(n_classes):
-                    members = x[train_y == position]
-                    cache[(position, k)] = kmeans_split(members, k, class_seed(seed, position))
-                kmeans_seconds[k] = time.perf_counter() - start
+        cache = GenCache(k_values=tuple(grid.k))
+        shared_seconds = {}  # per method (kls shares kmeans' clusterings), then per k
+        for gen in grid.gen:
+            method = _shared_method(gen)
+            if gen in SHARED_ACROSS_K and method not in shared_seconds:
+                shared_seconds[method] = cache.prepare(x, train_y, method, seed)
         for gen in grid.gen:
             for k in grid.k if gen in K_METHODS else (None,):
                 start = time.perf_counter()
                 proxies, proxy_class = generate_proxies(
-                    x, train_y, gen, k or 1, grid.ls_lambda, seed, kmeans_cache=cache
+                    x, train_y, gen, k or 1, grid.ls_lambda, seed, cache=cache
                 )
                 gen_time = time.perf_counter() - start
-                if gen in ("kmeans", "kls"):
-                    gen_time += kmeans_seconds[k]
+                if gen in SHARED_ACROSS_K:
+                    gen_time += shared_seconds[_shared_method(gen)][k]
                 timings.append((gen, k, norm_pre, len(proxies), gen_time))
+                predictions = predict_all(
+                    test, proxies, proxy_class, n_classes, variants, rescaled, grid.norm_inf
+                )
+                if "quantile" in grid.norm_post:
+                    quantile = normalize_proxies(proxies, proxy_class, "quantile")
+                    found = predict_all(
+                        test, quantile, proxy_class, n_classes, variants, ["none"], grid.norm_inf
+                    )
+                    predictions |= {("quantile", *key[1:]): v for key, v in found.items()}
                 for norm_post in grid.norm_post:
-                    weights = normalize_proxies(proxies, proxy_class, norm_post)
-                    for norm_inf, test in tests.items():
-                        predictions = predict_variants(
-                            test, weights, proxy_class, n_classes, variants
-                        )
-                        for (agg, m), predicted in predictions.items():
+                    for norm_inf in grid.norm_inf:
+                        for agg, m in variants:
+                            predicted = predictions[(norm_post, norm_inf, agg, m)]
+                            correct = int((predicted == test_y).sum())
                             rows.append(
                                 (
                                     gen,
@@ -127,9 +147,14 @@ def run_grid(
                                     agg,
                                     m if agg == "mnn" else None,
                                     len(proxies),
-                                    float(np.mean(predicted == test_y)),
+                                    correct / len(test_y),
                                 )
                             )
     results = pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).astype({"k": "Int64", "m": "Int64"})
     timing = pd.DataFrame(timings, columns=list(TIMING_COLUMNS)).astype({"k": "Int64"})
     return results, timing
+
+
+def _shared_method(gen: str) -> str:
+    """The method whose shared work ``gen`` reads: kls reads the k-means clusterings."""
+    return "kmeans" if gen == "kls" else gen

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import cross_val_score, train_test_split
@@ -99,3 +100,37 @@ def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(
             random_state=5,
         )
         assert clf.fit(x_train, y_train).score(x_test, y_test) == row["accuracy"], row
+
+
+DETERMINISTIC = [  # every GEN whose proxies do not depend on float rounding of a random draw
+    {"gen": gen, "k": 3, "norm_pre": pre, "norm_post": post, "norm_inf": inf, "agg": agg, "m": 4}
+    for gen in ("all", "mean", "covmax", "ls", "kmeans", "kmedoids", "fps", "kls")
+    for pre in ("none", "l2")
+    for post in ("none", "l2", "quantile")
+    for inf in ("none", "l2")
+    for agg in ("max", "mnn")
+]
+
+
+def test_float32_and_float64_scoring_agree_on_at_least_999_of_1000_points(digits):
+    x_train, x_test, y_train, _ = digits
+    # 5394 distinct points (noisy copies), so that one disagreement is 0.02%, not 0.11%
+    rng = np.random.default_rng(0)
+    x_test = np.concatenate([x_test + rng.normal(scale=0.5, size=x_test.shape) for _ in range(6)])
+    worst = 1.0
+    for params in DETERMINISTIC:
+        single = ImprintingClassifier(**params, dtype="float32", random_state=0).fit(
+            x_train, y_train
+        )
+        double = clone(single).set_params(dtype="float64").fit(x_train, y_train)
+        worst = min(worst, np.mean(single.predict(x_test) == double.predict(x_test)))
+    assert worst >= 0.999
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+def test_cuda_and_cpu_predict_the_same_up_to_ties(digits):
+    x_train, x_test, y_train, _ = digits
+    for params in DETERMINISTIC:
+        cpu = ImprintingClassifier(**params, device="cpu", random_state=0).fit(x_train, y_train)
+        cuda = clone(cpu).set_params(device="cuda").fit(x_train, y_train)
+        assert np.mean(cpu.predict(x_test) == cuda.predict(x_test)) >= 0.999, params

@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from imprint.config import ConfigError, check_config, validate_config
+from imprint.config import ConfigError, check_config, check_devices, validate_config
 from imprint.datasets import train_labels_if_known
 from tests.conftest import REPO, SCHEMA, tiny_config
 
@@ -223,3 +223,21 @@ def test_bad_configs_are_rejected_with_the_key_named(case):
     with pytest.raises(ConfigError) as error:
         validated(config)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("section", ["imprinting", "embedding"])
+def test_cuda_on_a_machine_without_it_is_refused_before_any_job_naming_the_key(section):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = tiny_config()
+    config.setdefault(section, {})["device"] = "cuda"
+    validated(config)  # the rest is fine: on a cluster the jobs run on other machines
+    with pytest.raises(ConfigError, match=rf"'{section}.device': 'cuda', but this machine has no"):
+        check_devices(config)
+
+
+def test_the_imprinting_engine_defaults_to_float32_on_the_best_device():
+    imprinting = validated(tiny_config())["imprinting"]
+    assert imprinting["device"] == "auto" and imprinting["dtype"] == "float32"

@@ -5,9 +5,12 @@ from sklearn.linear_model import Ridge
 from imprint.gen import (
     GEN_METHODS,
     K_METHODS,
+    SHARED_ACROSS_K,
+    GenCache,
     covariance_scores,
     farthest_point_sampling,
     generate_proxies,
+    kmedoids_for_each_k,
     least_squares_proxies,
 )
 
@@ -159,3 +162,54 @@ def test_bad_arguments_are_named():
         generate_proxies(np.ones((2, 2)), np.array([0, 1]), "kmean")
     with pytest.raises(ValueError, match="k must be >= 1"):
         generate_proxies(np.ones((2, 2)), np.array([0, 1]), "kmeans", k=0)
+
+
+def separate_kmedoids(x, k, seed):
+    """FasterPAM as one run for one k would do it: its own distances and BUILD."""
+    import kmedoids
+    from sklearn.metrics import pairwise_distances
+
+    if len(x) <= k:
+        return np.arange(len(x))
+    result = kmedoids.fasterpam(pairwise_distances(x), k, init="build", random_state=seed, n_cpu=1)
+    return np.sort(result.medoids)
+
+
+K_VALUES = (1, 2, 3, 5, 8, 13, 30, 200)
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_shared_kmedoids_finds_the_medoids_of_a_separate_run_for_every_k(trial):
+    rng = np.random.default_rng(trial)
+    n, d = [(150, 8), (400, 32), (90, 4)][trial % 3]
+    x = rng.normal(size=(n, d)) + 3 * rng.normal(size=(5, d))[rng.integers(5, size=n)]
+    if trial >= 3:
+        x = np.round(x)  # many tied distances
+    medoids, setup, swaps = kmedoids_for_each_k(x, K_VALUES, seed=trial)
+    assert setup >= 0 and set(swaps) == {k for k in K_VALUES if k < n}
+    for k in K_VALUES:
+        np.testing.assert_array_equal(medoids[k], separate_kmedoids(x, k, trial), err_msg=str(k))
+
+
+@pytest.mark.parametrize("gen", sorted(SHARED_ACROSS_K | {"ls"}))
+def test_a_prepared_cache_gives_the_proxies_of_separate_runs(gen):
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], [40, 25, 3])  # the last class is smaller than most k
+    x = rng.normal(size=(len(y), 6)) + y[:, None]
+    cache = GenCache(k_values=K_VALUES[:-1])
+    seconds = cache.prepare(x, y, "kmeans" if gen == "kls" else gen, random_state=4)
+    assert set(seconds) == set(K_VALUES[:-1]) and min(seconds.values()) >= 0
+    for k in K_VALUES[:-1]:
+        shared = generate_proxies(x, y, gen, k, 0.1, random_state=4, cache=cache)
+        separate = generate_proxies(x, y, gen, k, 0.1, random_state=4)
+        np.testing.assert_array_equal(shared[1], separate[1])
+        np.testing.assert_allclose(shared[0], separate[0], rtol=1e-12, atol=1e-12)
+
+
+def test_farthest_point_sampling_for_k_is_the_prefix_of_a_larger_k():
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    longest = farthest_point_sampling(x, 20, np.random.default_rng(9))
+    for k in (1, 5, 19):
+        np.testing.assert_array_equal(
+            farthest_point_sampling(x, k, np.random.default_rng(9)), longest[:k]
+        )

@@ -9,6 +9,7 @@ import yaml
 from imprint.agg import AGG_METHODS
 from imprint.config import NAME_PATTERN
 from imprint.datasets import DATASET_SOURCES, TorchvisionDataset
+from imprint.devices import DEVICES, DTYPES
 from imprint.gen import GEN_METHODS
 from imprint.grid import FACTORS
 from imprint.models import MODEL_SOURCES
@@ -34,6 +35,18 @@ PROPERTIES = yaml.safe_load(SCHEMA.read_text())["properties"]
 )
 def test_the_schemas_factor_levels_are_the_librarys(name, library):
     assert DEFS[name]["enum"] == list(library)
+
+
+@pytest.mark.parametrize(
+    "section,key,library",
+    [
+        ("imprinting", "device", DEVICES),
+        ("imprinting", "dtype", DTYPES),
+        ("embedding", "device", DEVICES),
+    ],
+)
+def test_the_schemas_engine_settings_are_the_librarys(section, key, library):
+    assert PROPERTIES[section]["properties"][key]["enum"] == list(library)
 
 
 def test_the_schemas_name_pattern_is_the_librarys():

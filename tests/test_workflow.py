@@ -374,3 +374,42 @@ def test_editing_a_dataset_reruns_everything_from_that_dataset_on(finished_run, 
     assert {"dataset", "model", "embeddings", "task", "imprinting", "nc1"} <= set(jobs)
     assert jobs["model"] == 1  # the CNN trains on digits; the pixels model does not depend on it
     assert jobs["embeddings"] == 4
+
+
+def test_imprinting_on_cuda_without_cuda_stops_before_any_job(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = tiny_config()
+    config["imprinting"]["device"] = "cuda"
+    write_config(tmp_path / "cuda.yaml", config)
+    result = snakemake(tmp_path, "--configfile", "cuda.yaml", check=False)
+    assert result.returncode != 0
+    assert "config key 'imprinting.device': 'cuda', but this machine has no CUDA" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_imprinting_jobs_on_cuda_ask_a_cluster_for_a_gpu(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    config = tiny_config()
+    config["imprinting"]["device"] = "cuda"
+    write_config(tmp_path / "cuda.yaml", config)
+    # A dry run through the SLURM executor: the jobs would run on its nodes, so no CUDA is
+    # needed here; the plugin turns resources.gpu into sbatch --gpus (tests/test_slurm.py).
+    output = snakemake(
+        tmp_path,
+        "--configfile",
+        "cuda.yaml",
+        "--dry-run",
+        "--executor",
+        "slurm",
+        "--jobs",
+        "1",
+        "--slurm-no-account",
+    ).stdout
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", output, flags=re.M | re.S)
+    gpu = {rule: re.search(r"resources: .*\bgpu=(\d+)", body) for rule, body in jobs}
+    assert {rule for rule, found in gpu.items() if found and found.group(1) != "0"} == {
+        "imprinting"
+    }

@@ -23,6 +23,7 @@ from imprint.config import (
     NAME_PATTERN,
     ConfigError,
     check_config,
+    check_devices,
     model_lambda,
     task_seeds,
     validate_config,
@@ -51,6 +52,17 @@ try:
         )
 except ConfigError as error:
     raise WorkflowError(f"invalid configuration: {error}") from None
+
+
+onstart:
+    # Once the executor is known, before the first job: a device asked for must be where the
+    # jobs run (on a cluster that is its nodes, not this machine).
+    if workflow.is_main_process and workflow.local_exec:
+        try:
+            check_devices(config)
+        except ConfigError as error:
+            raise WorkflowError(f"invalid configuration: {error}") from None
+
 
 ENV = "../../envs/imprint.yaml"
 MODELS = sorted(config["models"])

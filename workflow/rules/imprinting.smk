@@ -17,6 +17,7 @@ rule imprinting:
     resources:
         # float64 copies of the task's embeddings, normalised variants and score chunks
         mem_mb=lambda wc, input: max(2000, int(8 * files_size_mb(input)) + 1500),
+        gpu=1 if config["imprinting"]["device"] == "cuda" else 0,
     params:
         grid={
             key: value
