@@ -66,6 +66,56 @@ def check_devices(config: Mapping[str, Any]) -> None:
             )
 
 
+def _check_timm_model(name: str, spec: Mapping[str, Any]) -> None:
+    try:
+        import timm
+    except ImportError:
+        _fail(
+            f"models.{name}.source",
+            "'timm' needs the timm package: pip install 'imprint-workflow[timm]'",
+        )
+
+    if not timm.is_model(spec["name"]):
+        import difflib
+
+        nearest = difflib.get_close_matches(spec["name"], timm.list_models(), n=3)
+        _fail(f"models.{name}.name", f"timm has no model {spec['name']!r} (nearest: {nearest})")
+
+
+def _check_precomputed(config: Mapping[str, Any]) -> None:
+    """Every model runs on every task: precomputed models need datasets of source
+    ``embeddings`` holding their files, and such datasets work with precomputed models only."""
+    precomputed = {
+        name for name, spec in config["models"].items() if spec["source"] == "precomputed"
+    }
+    stored = {name for name, spec in config["datasets"].items() if spec["source"] == "embeddings"}
+    if not precomputed and not stored:
+        return
+    if precomputed != set(config["models"]):
+        other = sorted(set(config["models"]) - precomputed)
+        _fail(
+            "models",
+            f"models {other} compute embeddings, but models "
+            f"{sorted(precomputed)} or datasets {sorted(stored)} hold precomputed "
+            "ones: every model runs on every task, so use only one kind",
+        )
+    for name, spec in config["tasks"].items():
+        if spec["dataset"] not in stored:
+            _fail(
+                f"tasks.{name}.dataset",
+                f"{spec['dataset']!r} is not a dataset of source "
+                "'embeddings', which precomputed models need",
+            )
+    for name in stored:
+        files = set(config["datasets"][name]["models"])
+        if files != precomputed:
+            _fail(
+                f"datasets.{name}.models",
+                f"has files for {sorted(files)}, but the "
+                f"precomputed models are {sorted(precomputed)}",
+            )
+
+
 def _check_torchvision_model(name: str, spec: Mapping[str, Any]) -> None:
     from torchvision.models import get_model_weights, list_models
 
@@ -100,7 +150,8 @@ def _key_path(path) -> str:
 
 
 def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
-    """Check ``config`` against the JSON schema, filling in the schema's defaults in place.
+    """Check ``config`` against the JSON schema, filling in the schema's defaults in place, then
+    expand models with a list of layers into one model per layer (:func:`expand_layers`).
 
     Raises :class:`ConfigError` with the single most relevant violation, named by its key path,
     e.g. ``config key 'imprinting.gen[0]': 'kmean' is not one of [...]``.
@@ -123,6 +174,7 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
     validator_class = jsonschema.validators.extend(base, {"properties": properties_with_defaults})
     error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(config))
     if error is None:
+        expand_layers(config)
         return
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
@@ -137,6 +189,50 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
         keys = [key for option in alternatives for key in option["required"]]
         _fail(_key_path(error.absolute_path), f"needs exactly one of the keys {keys}")
     _fail(_key_path(error.absolute_path), error.message)
+
+
+def layer_model_name(model: str, layer: str) -> str:
+    """The name of one layer of a model with a list of layers: ``<model>-<layer>``, '.' -> '_'."""
+    return f"{model}-{layer.replace('.', '_')}"
+
+
+def expand_layers(config: dict[str, Any]) -> None:
+    """A model whose ``layer`` is a list becomes one model per layer, named by
+    :func:`layer_model_name` and remembering its origin in ``layer_of``, so that tasks,
+    imprinting, NC1 and comparisons treat each layer as an FM. Where other sections name the
+    model (``figures.models``, a comparison's ``models``, ``ls_lambda_per_model``), the name
+    stands for all its layers."""
+    expanded: dict[str, list[str]] = {}
+    models: dict[str, Any] = {}
+    for name, spec in config["models"].items():
+        if not isinstance(spec.get("layer"), list):
+            models[name] = spec
+            continue
+        expanded[name] = []
+        for layer in spec["layer"]:
+            layered = layer_model_name(name, layer)
+            if layered in config["models"]:
+                _fail(f"models.{name}.layer", f"{layered!r} is also the name of another model")
+            models[layered] = {**spec, "layer": layer, "layer_of": name}
+            expanded[name].append(layered)
+    if not expanded:
+        return
+    config["models"] = models
+
+    def rename(names: list[str]) -> list[str]:
+        return [each for name in names for each in expanded.get(name, [name])]
+
+    if config.get("figures", {}).get("models"):
+        config["figures"]["models"] = rename(config["figures"]["models"])
+    for comparison in config.get("comparisons", {}).values():
+        if "models" in comparison:
+            comparison["models"] = rename(comparison["models"])
+    per_model = config["imprinting"].get("ls_lambda_per_model", {})
+    for name in list(per_model):
+        for each in expanded.get(name, []):
+            per_model[each] = per_model[name]
+        if name in expanded:
+            del per_model[name]
 
 
 def _check_n_shot(
@@ -178,10 +274,13 @@ def check_config(
             if part not in config["datasets"] or part == name:
                 _fail(f"datasets.{name}.datasets", f"{part!r} is not another configured dataset")
 
+    _check_precomputed(config)
     for name, spec in config["models"].items():
         source = model_source(spec)
         if spec["source"] == "torchvision":
             _check_torchvision_model(name, spec)
+        if spec["source"] == "timm":
+            _check_timm_model(name, spec)
         dataset = source.training_dataset(spec)
         if dataset is not None:
             available = _class_ids(config, dataset, f"models.{name}.dataset")

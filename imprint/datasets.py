@@ -449,6 +449,109 @@ class CombinedDataset(_ArraySource):
         )
 
 
+def check_embeddings(embeddings: np.ndarray, labels: np.ndarray, where: str) -> None:
+    """Precomputed embeddings must be a finite float matrix with one integer label >= 0 per row;
+    the error names ``where`` (the file) and what is wrong."""
+    if embeddings.ndim != 2 or not np.issubdtype(embeddings.dtype, np.floating):
+        raise ValueError(
+            f"{where}: embeddings must be a 2-D float array, got "
+            f"{embeddings.dtype} of shape {embeddings.shape}"
+        )
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"{where}: labels must be a 1-D integer array, got {labels.dtype} of "
+            f"shape {labels.shape}"
+        )
+    if len(embeddings) != len(labels):
+        raise ValueError(f"{where}: {len(embeddings)} embeddings but {len(labels)} labels")
+    if not np.isfinite(embeddings).all():
+        rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+        raise ValueError(
+            f"{where}: {len(rows)} embeddings contain NaN or inf (first: row {rows[0]})"
+        )
+    if len(labels) and labels.min() < 0:
+        raise ValueError(f"{where}: labels must be >= 0, found {labels.min()}")
+
+
+class PrecomputedEmbeddings:
+    """Embeddings computed elsewhere, one file per configured model (all of source
+    ``precomputed``): ``models: {name: file}``. A file is an ``.npz`` with ``train_embeddings``,
+    ``train_labels``, ``test_embeddings`` and ``test_labels``, or a folder with ``.npy`` files of
+    those names. Every file must hold the same labels (the same images, in the same order).
+    Checked once (shape, dtype, NaN/inf, labels), then cached as arrays."""
+
+    def class_ids(self, spec):
+        return None
+
+    def requires(self, spec):
+        return []
+
+    @staticmethod
+    def read(path: str | Path) -> dict[str, np.ndarray]:
+        path = Path(path).expanduser()
+        names = [f"{split}_{kind}" for split in SPLITS for kind in ("embeddings", "labels")]
+        if path.is_dir():
+            missing = [name for name in names if not (path / f"{name}.npy").is_file()]
+            if missing:
+                raise DatasetUnavailable(f"{path}: missing {[f'{m}.npy' for m in missing]}")
+            return {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in names}
+        if not path.is_file():
+            raise DatasetUnavailable(f"{path}: precomputed embeddings not found")
+        arrays = load_arrays(path)
+        missing = [name for name in names if name not in arrays]
+        if missing:
+            raise ValueError(f"{path}: has no arrays {missing} (it has {sorted(arrays)})")
+        return arrays
+
+    def prepare(self, spec, root, resolve):
+        labels: dict[str, np.ndarray] = {}
+        files = []
+        for model, path in spec["models"].items():
+            arrays = self.read(path)
+            for split in SPLITS:
+                embeddings, split_labels = (
+                    arrays[f"{split}_embeddings"],
+                    arrays[f"{split}_labels"],
+                )
+                check_embeddings(embeddings, split_labels, f"{path} ({split})")
+                if split in labels and not np.array_equal(labels[split], split_labels):
+                    raise ValueError(
+                        f"{path}: its {split} labels differ from those of the "
+                        "dataset's other models (the same images in the same "
+                        "order are needed)"
+                    )
+                labels[split] = split_labels
+                save_arrays(
+                    root / f"{model}_{split}.npz",
+                    embeddings=embeddings.astype(np.float32, copy=False),
+                )
+                files.append(f"{model}_{split}.npz")
+        for split in SPLITS:
+            save_arrays(root / f"{split}.npz", labels=labels[split].astype(np.int64))
+        write_manifest(
+            root / MANIFEST,
+            [*files, *(f"{split}.npz" for split in SPLITS)],
+            {"source": "embeddings", "models": sorted(spec["models"])},
+        )
+
+    def labels(self, spec, root, split):
+        return load_arrays(root / f"{split}.npz")["labels"]
+
+    def embeddings(self, spec, root, split, model: str) -> np.ndarray:
+        if model not in spec["models"]:
+            raise ValueError(
+                f"this dataset has no embeddings of model {model!r} (it has "
+                f"{sorted(spec['models'])})"
+            )
+        return load_arrays(root / f"{model}_{split}.npz")["embeddings"]
+
+    def images(self, spec, root, split, transform=None):
+        raise ValueError(
+            "a dataset of source 'embeddings' holds no images: use it with models "
+            "of source 'precomputed'"
+        )
+
+
 DATASET_SOURCES: dict[str, DatasetSource] = {
     "sklearn_digits": SklearnDigits(),
     "torchvision": TorchvisionDataset(),
@@ -456,6 +559,7 @@ DATASET_SOURCES: dict[str, DatasetSource] = {
     "imagenet_val": ImageNetValidation(),
     "mnist_m": MnistM(),
     "combine": CombinedDataset(),
+    "embeddings": PrecomputedEmbeddings(),
 }
 
 
@@ -517,3 +621,12 @@ def all_split_labels(spec: Mapping[str, Any], manifest: str | Path) -> dict[str,
 def split_images(spec: Mapping[str, Any], manifest: str | Path, split: str, transform=None):
     read_manifest(manifest)
     return dataset_source(spec).images(spec, Path(manifest).parent, split, transform)
+
+
+def split_embeddings(spec: Mapping[str, Any], manifest: str | Path, split: str, model: str):
+    """Precomputed embeddings ``[N, d]`` and labels of a split of a dataset of source
+    ``embeddings``, for one of its models (the manifest's checksums are verified first)."""
+    read_manifest(manifest)
+    source = dataset_source(spec)
+    root = Path(manifest).parent
+    return source.embeddings(spec, root, split, model), source.labels(spec, root, split)

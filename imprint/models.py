@@ -10,6 +10,7 @@ and ``torchvision`` (any torchvision classification model, pretrained weights op
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -242,16 +243,6 @@ class BaseCNN:
         return to_tensor
 
 
-class _TorchvisionPreprocess:
-    """RGB conversion, then the weights' own transforms (picklable, for DataLoader workers)."""
-
-    def __init__(self, transforms):
-        self.transforms = transforms
-
-    def __call__(self, image):
-        return self.transforms(to_rgb(image))
-
-
 def strip_classifier(network):
     """Replace the network's last ``nn.Linear`` (its classification head) with ``nn.Identity``,
     so that the penultimate embedding comes out: resnet ``fc`` (512/2048-d), vit ``heads.head``
@@ -288,6 +279,18 @@ class TorchvisionModel:
         import torch
         from torchvision.models import get_model
 
+        torch.manual_seed(0)  # random weights (weights: null) are the same on every run
+        if spec.get("checkpoint"):
+            network = get_model(spec["name"], weights=None)
+            try:
+                network.load_state_dict(_read_checkpoint(spec["checkpoint"]))
+            except RuntimeError as error:  # missing or unexpected keys, wrong shapes
+                raise ValueError(
+                    f"{spec['checkpoint']}: not a {spec['name']} checkpoint "
+                    f"({str(error).splitlines()[0]})"
+                ) from None
+            self._save(spec, network, out)
+            return
         weights = self._weights(spec)
         try:
             network = get_model(spec["name"], weights=weights)
@@ -298,13 +301,19 @@ class TorchvisionModel:
                 f"Without internet access, put {weights.url}\nat {checkpoint}\n(or set TORCH_HOME "
                 "to a folder whose hub/checkpoints/ holds it), then rerun."
             ) from error
-        strip_classifier(network)
+        self._save(spec, network, out)
+
+    def _network(self, network, spec: Mapping[str, Any]):
+        """The embedding network: the named layer's output, else the penultimate one."""
+        return _with_layer(network, spec) if spec.get("layer") else strip_classifier(network)
+
+    def _save(self, spec: Mapping[str, Any], network, out: Path) -> None:
         _save(
             {
                 "source": "torchvision",
                 "name": spec["name"],
                 "weights": spec["weights"],
-                "state_dict": network.state_dict(),
+                "state_dict": self._network(network, spec).state_dict(),
             },
             out,
         )
@@ -313,7 +322,7 @@ class TorchvisionModel:
         from torchvision.models import get_model
 
         obj = _load(path, "torchvision")
-        network = strip_classifier(get_model(spec["name"], weights=None))
+        network = self._network(get_model(spec["name"], weights=None), spec)
         network.load_state_dict(obj["state_dict"])
         return network.eval()
 
@@ -321,13 +330,280 @@ class TorchvisionModel:
         from torchvision.models import get_model_weights
 
         weights = self._weights(spec) or get_model_weights(spec["name"]).DEFAULT
-        return _TorchvisionPreprocess(weights.transforms())
+        return _Preprocess(weights.transforms())
+
+
+def _read_checkpoint(path: str | Path) -> dict:
+    """A state dict from a local weights file: ``.safetensors``, or a torch ``.pth``/``.pt``/
+    ``.bin`` holding the state dict itself or under ``state_dict`` / ``model``."""
+    import torch
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint file not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+class _StopForward(Exception):
+    """Raised by the layer hook: the rest of the network is not needed."""
+
+
+def layer_embedding(network, layer: str):
+    """A network whose output is that of its module named ``layer``, globally average-pooled to
+    a vector: over H and W for ``[N, C, H, W]`` feature maps, over tokens for ``[N, T, C]``
+    sequences. The forward pass stops at that module. (A forward hook rather than torchvision's
+    ``create_feature_extractor`` or timm's feature API: it works alike for every source,
+    including networks that torch.fx cannot trace.)"""
+    from torch import nn
+
+    names = [name for name, _ in network.named_modules() if name]
+    if layer not in names:
+        import difflib
+
+        nearest = difflib.get_close_matches(layer, names, n=5, cutoff=0.4) or names[:5]
+        raise ValueError(
+            f"layer {layer!r} does not exist in {type(network).__name__}; nearest module "
+            f"names: {nearest}"
+        )
+
+    class _Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = network
+            self.layer = layer
+            self._captured = None
+            network.get_submodule(layer).register_forward_hook(self._capture)
+
+        def _capture(self, module, inputs, output):
+            self._captured = output[0] if isinstance(output, tuple) else output
+            raise _StopForward
+
+        def forward(self, x):
+            try:
+                self.network(x)
+            except _StopForward:
+                pass
+            out, self._captured = self._captured, None
+            if out.dim() == 4:
+                return out.mean(dim=(2, 3))
+            if out.dim() == 3:
+                return out.mean(dim=1)
+            return out.flatten(1)
+
+    return _Layer().eval()
+
+
+def _with_layer(network, spec: Mapping[str, Any]):
+    layer = spec.get("layer")
+    return layer_embedding(network, layer) if layer else network
+
+
+class _Preprocess:
+    """RGB conversion, then a model's own transforms (picklable, for DataLoader workers)."""
+
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, image):
+        return self.transforms(to_rgb(image))
+
+
+class TimmModel:
+    """A timm model by ``name``: pooled features (``num_classes=0``), preprocessing from timm's
+    data config of the model (``resolve_data_config`` / ``create_transform``; ``image_size``
+    overrides its input size). ``pretrained`` weights come from the Hugging Face hub (cache
+    first, so an offline machine with the weights in its cache works), or from ``checkpoint``,
+    a local ``.safetensors`` / ``.pth`` / ``.bin`` file."""
+
+    def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
+        return None
+
+    def _create(self, spec: Mapping[str, Any], pretrained: bool):
+        import timm
+
+        if not timm.is_model(spec["name"]):
+            raise ValueError(f"timm has no model {spec['name']!r}")
+        overlay = (
+            {"file": str(Path(spec["checkpoint"]).expanduser())} if spec.get("checkpoint") else None
+        )
+        return timm.create_model(
+            spec["name"], pretrained=pretrained, num_classes=0, pretrained_cfg_overlay=overlay
+        )
+
+    def prepare(self, spec: Mapping[str, Any], out: Path, training_data, threads: int) -> None:
+        import torch
+
+        pretrained = spec["pretrained"] or bool(spec.get("checkpoint"))
+        torch.manual_seed(0)  # random weights (pretrained: false) are the same on every run
+        try:
+            network = self._create(spec, pretrained)
+        except (OSError, RuntimeError) as error:  # hub unreachable, file missing or damaged
+            raise FileNotFoundError(self._unavailable(spec, error)) from error
+        network = _with_layer(network, spec)  # a bad layer name fails here, in the model job
+        _save({"source": "timm", "name": spec["name"], "state_dict": network.state_dict()}, out)
+
+    @staticmethod
+    def _unavailable(spec, error) -> str:
+        from huggingface_hub.constants import HF_HUB_CACHE
+        from timm.models import get_pretrained_cfg
+
+        if spec.get("checkpoint"):
+            return (
+                f"could not load checkpoint {spec['checkpoint']} into timm {spec['name']}: {error}"
+            )
+        cfg = get_pretrained_cfg(spec["name"])
+        hub = getattr(cfg, "hf_hub_id", None) or spec["name"]
+        return (
+            f"could not obtain the pretrained weights of timm {spec['name']} ({hub}): "
+            f"{error}\nWithout internet access, put them into the Hugging Face cache at "
+            f"{HF_HUB_CACHE} (for example with `huggingface-cli download {hub}` on a "
+            "machine that has access, then copy the cache), or set `checkpoint:` to a "
+            "local weights file; then rerun."
+        )
+
+    def load(self, spec: Mapping[str, Any], path: Path):
+        obj = _load(path, "timm")
+        network = _with_layer(self._create({**spec, "checkpoint": None}, pretrained=False), spec)
+        network.load_state_dict(obj["state_dict"])
+        return network.eval()
+
+    def preprocess(self, spec: Mapping[str, Any]):
+        import timm.data
+
+        network = self._create({**spec, "checkpoint": None}, pretrained=False)
+        overrides = (
+            {"input_size": (3, spec["image_size"], spec["image_size"])}
+            if spec.get("image_size")
+            else {}
+        )
+        config = timm.data.resolve_data_config(overrides, model=network)
+        return _Preprocess(timm.data.create_transform(**config))
+
+
+#: ImageNet's channel means and standard deviations: the default normalisation of ``python``
+#: models, which most pretrained image networks expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def call_factory(spec: Mapping[str, Any]):
+    """The network (and the preprocessing, if the factory returns a pair) of a ``python``
+    model: ``factory`` is ``package.module:function``, called with ``kwargs``."""
+    import json
+
+    return _call_factory(spec["factory"], json.dumps(spec.get("kwargs", {}), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=4)  # load() and preprocess() of one job share one call
+def _call_factory(factory: str, kwargs_json: str):
+    import importlib
+    import json
+
+    from torch import nn
+
+    module_name, _, function = factory.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(
+            f"model factory {factory!r}: cannot import {module_name!r} ({error})"
+        ) from None
+    if not callable(getattr(module, function, None)):
+        raise ValueError(f"model factory {factory!r}: {module_name} has no callable {function!r}")
+    import torch
+
+    torch.manual_seed(0)  # a factory's random initialisation is the same on every run
+    result = getattr(module, function)(**json.loads(kwargs_json))
+    network, transform = result if isinstance(result, tuple) else (result, None)
+    if not isinstance(network, nn.Module):
+        raise ValueError(
+            f"model factory {factory!r} returned a {type(network).__name__}, not a torch.nn.Module"
+        )
+    return network, transform
+
+
+class PythonModel:
+    """Any PyTorch network from a user's function: ``factory: package.module:function`` called
+    with ``kwargs``, returning the frozen network (whose output is the embedding) or a pair
+    (network, preprocessing). Without its own preprocessing, images become RGB, ``image_size``
+    squared, normalised with ``mean`` and ``std`` (ImageNet's by default). The factory runs in
+    the model job (its weights are stored there) and again in each embedding job."""
+
+    def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
+        return None
+
+    def prepare(self, spec: Mapping[str, Any], out: Path, training_data, threads: int) -> None:
+        network = _with_layer(call_factory(spec)[0], spec)
+        _save(
+            {"source": "python", "factory": spec["factory"], "state_dict": network.state_dict()},
+            out,
+        )
+
+    def load(self, spec: Mapping[str, Any], path: Path):
+        obj = _load(path, "python")
+        network = _with_layer(call_factory(spec)[0], spec)
+        network.load_state_dict(obj["state_dict"])
+        return network.eval()
+
+    def preprocess(self, spec: Mapping[str, Any]):
+        transform = call_factory(spec)[1]
+        if transform is not None:
+            return transform
+        import torch
+        from torchvision.transforms import v2
+
+        size = spec.get("image_size", 224)
+        return v2.Compose(
+            [
+                v2.ToImage(),
+                v2.RGB(),
+                v2.Resize((size, size), antialias=True),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(
+                    list(spec.get("mean", IMAGENET_MEAN)), list(spec.get("std", IMAGENET_STD))
+                ),
+            ]
+        )
+
+
+class PrecomputedModel:
+    """Embeddings computed elsewhere: the embedding job only reads this model's arrays from a
+    dataset of source ``embeddings`` (:class:`imprint.datasets.PrecomputedEmbeddings`, which
+    checked them). Used with such datasets only."""
+
+    reads_embeddings = True
+
+    def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
+        return None
+
+    def prepare(self, spec: Mapping[str, Any], out: Path, training_data, threads: int) -> None:
+        _save({"source": "precomputed"}, out)
+
+    def load(self, spec: Mapping[str, Any], path: Path):
+        _load(path, "precomputed")
+        return None
+
+    def preprocess(self, spec: Mapping[str, Any]):
+        return None
 
 
 MODEL_SOURCES: dict[str, ModelSource] = {
     "pixels": RawPixels(),
     "base_cnn": BaseCNN(),
     "torchvision": TorchvisionModel(),
+    "timm": TimmModel(),
+    "python": PythonModel(),
+    "precomputed": PrecomputedModel(),
 }
 
 

@@ -98,12 +98,18 @@ def run_embed(
     out: str,
     embedding: Mapping[str, Any],
     threads: int,
+    model: str = "",
 ) -> None:
-    from imprint.datasets import split_images
+    from imprint.datasets import split_embeddings, split_images
     from imprint.embed import extract_embeddings
     from imprint.models import model_source
 
     source = model_source(model_spec)
+    if getattr(source, "reads_embeddings", False):  # precomputed: read, no extraction
+        embeddings, labels = split_embeddings(dataset_spec, dataset_manifest, split, model)
+        log.info("%d precomputed embeddings of dimension %d", *embeddings.shape)
+        save_arrays(out, embeddings=embeddings, labels=labels)
+        return
     network = source.load(model_spec, Path(model_file))
     images = split_images(
         dataset_spec, dataset_manifest, split, transform=source.preprocess(model_spec)

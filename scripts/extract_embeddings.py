@@ -12,4 +12,5 @@ with logged(snakemake.log[0], snakemake.threads):
         snakemake.output[0],
         snakemake.params.embedding,
         snakemake.threads,
+        snakemake.wildcards.model,
     )

@@ -91,7 +91,8 @@ def test_the_jobs_conda_environment_holds_the_projects_runtime_requirements():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    required = {Requirement(line).name for line in project["dependencies"]} - MAIN_PROCESS_ONLY
+    lines = [*project["dependencies"], *project["optional-dependencies"]["timm"]]
+    required = {Requirement(line).name for line in lines} - MAIN_PROCESS_ONLY
     environment = yaml.safe_load((REPO / "envs" / "imprint.yaml").read_text())["dependencies"]
     listed = set()
     for entry in environment:
