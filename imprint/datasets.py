@@ -537,6 +537,20 @@ class PrecomputedEmbeddings:
     def labels(self, spec, root, split):
         return load_arrays(root / f"{split}.npz")["labels"]
 
+    def input_files(self, spec) -> list[str]:
+        """The user's files, so that the workflow reruns from them when they change."""
+        files = []
+        for path in map(Path, spec["models"].values()):
+            if path.is_dir():
+                files += [
+                    str(path / f"{split}_{kind}.npy")
+                    for split in SPLITS
+                    for kind in ("embeddings", "labels")
+                ]
+            else:
+                files.append(str(path))
+        return files
+
     def embeddings(self, spec, root, split, model: str) -> np.ndarray:
         if model not in spec["models"]:
             raise ValueError(
@@ -621,6 +635,13 @@ def all_split_labels(spec: Mapping[str, Any], manifest: str | Path) -> dict[str,
 def split_images(spec: Mapping[str, Any], manifest: str | Path, split: str, transform=None):
     read_manifest(manifest)
     return dataset_source(spec).images(spec, Path(manifest).parent, split, transform)
+
+
+def dataset_input_files(spec: Mapping[str, Any]) -> list[str]:
+    """Files of the user's that a dataset is made from and that the workflow tracks (a change
+    reruns it): the precomputed embeddings of a dataset of source ``embeddings``."""
+    source = dataset_source(spec)
+    return source.input_files(spec) if hasattr(source, "input_files") else []
 
 
 def split_embeddings(spec: Mapping[str, Any], manifest: str | Path, split: str, model: str):

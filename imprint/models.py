@@ -607,6 +607,12 @@ MODEL_SOURCES: dict[str, ModelSource] = {
 }
 
 
+def model_input_files(spec: Mapping[str, Any]) -> list[str]:
+    """Local files a model is made from (its ``checkpoint``): tracked, so that changing the
+    file reruns the model and its embeddings."""
+    return [str(Path(spec["checkpoint"]).expanduser())] if spec.get("checkpoint") else []
+
+
 def model_source(spec: Mapping[str, Any]) -> ModelSource:
     try:
         return MODEL_SOURCES[spec["source"]]

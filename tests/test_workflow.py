@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -413,3 +414,96 @@ def test_imprinting_jobs_on_cuda_ask_a_cluster_for_a_gpu(tmp_path):
     assert {rule for rule, found in gpu.items() if found and found.group(1) != "0"} == {
         "imprinting"
     }
+
+
+def test_the_modern_fm_config_builds_its_dag_offline(tmp_path):
+    pytest.importorskip("timm")
+    jobs = planned_jobs(tmp_path, "--configfile", str(REPO / "configs" / "modern.yaml"))
+    assert jobs["imprinting"] == 4 * 12 * 3 and jobs["embeddings"] == 4 * 3 * 2
+    assert jobs["model"] == 4 and jobs["comparison"] == 4
+
+
+def planned_outputs(workdir: Path, *args: str) -> list[str]:
+    """The output files of the jobs a dry run plans."""
+    output = snakemake(workdir, "--dry-run", *args).stdout
+    lines = re.findall(r"^\s+output: (.+)$", output, flags=re.M)
+    return [path for line in lines for path in line.split(", ")]
+
+
+def test_changing_a_checkpoint_file_reruns_that_fm_and_nothing_else(tmp_path):
+    pytest.importorskip("timm")
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    def write_weights(seed):
+        torch.manual_seed(seed)
+        save_file(timm.create_model("resnet18").state_dict(), str(tmp_path / "r18.safetensors"))
+
+    write_weights(0)
+    config = tiny_config()
+    config["models"] = {
+        "pixels": {"source": "pixels"},
+        "r18": {
+            "source": "timm",
+            "name": "resnet18",
+            "pretrained": False,
+            "image_size": 32,
+            "checkpoint": str(tmp_path / "r18.safetensors"),
+        },
+    }
+    config["tasks"] = {"novel": config["tasks"]["novel"]}
+    config["seeds"] = [0]
+    write_config(tmp_path / "fm.yaml", config)
+    targets = ["results/tables/imprinting.csv", "--configfile", "fm.yaml"]
+    snakemake(tmp_path, *targets)
+    assert planned_outputs(tmp_path, *targets) == []
+    write_weights(1)
+    planned = planned_outputs(tmp_path, *targets)
+    assert sorted(planned) == [
+        "results/embeddings/r18/digits/test.npz",
+        "results/embeddings/r18/digits/train.npz",
+        "results/imprinting/r18/novel/seed0.csv",
+        "results/imprinting/r18/novel/seed0.gen_time.csv",
+        "results/models/r18.pt",
+        "results/tables/imprinting.csv",
+    ]
+
+
+def test_precomputed_embeddings_run_through_tasks_imprinting_and_nc1(tmp_path):
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    for name, transform in (("raw", lambda a: a), ("squared", np.square)):
+        np.savez(
+            tmp_path / f"{name}.npz",
+            train_embeddings=transform(x[::2]).astype(np.float32),
+            train_labels=y[::2],
+            test_embeddings=transform(x[1::2]).astype(np.float32),
+            test_labels=y[1::2],
+        )
+    config = tiny_config()
+    config["datasets"] = {
+        "feats": {
+            "source": "embeddings",
+            "models": {"raw": str(tmp_path / "raw.npz"), "squared": str(tmp_path / "squared.npz")},
+        }
+    }
+    config["models"] = {"raw": {"source": "precomputed"}, "squared": {"source": "precomputed"}}
+    config["tasks"] = {"novel": {"dataset": "feats", "classes": [5, 6, 7, 8, 9]}}
+    config["seeds"] = [0]
+    write_config(tmp_path / "pre.yaml", config)
+    snakemake(
+        tmp_path,
+        "results/tables/imprinting.csv",
+        "results/tables/nc1.csv",
+        "--configfile",
+        "pre.yaml",
+    )
+    table = pd.read_csv(tmp_path / "results" / "tables" / "imprinting.csv")
+    assert set(table["model"]) == {"raw", "squared"}
+    qi = table[(table["gen"] == "mean") & (table["norm_post"] == "l2") & (table["agg"] == "max")]
+    assert (qi["accuracy"] > 0.85).all(), qi
+    stored = np.load(tmp_path / "results" / "embeddings" / "raw" / "feats" / "train.npz")
+    np.testing.assert_array_equal(stored["embeddings"], x[::2].astype(np.float32))
+    assert not (tmp_path / "results" / "models" / "raw.pt").read_bytes() == b""

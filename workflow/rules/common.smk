@@ -28,10 +28,10 @@ from imprint.config import (
     task_seeds,
     validate_config,
 )
-from imprint.datasets import dataset_source, train_labels_if_known
+from imprint.datasets import dataset_input_files, dataset_source, train_labels_if_known
 from imprint.figures import FIGURES, figure_caption, figure_plan
 from imprint.io import files_size_mb
-from imprint.models import model_source
+from imprint.models import model_input_files, model_source
 
 # Before any job runs: the JSON schema (filling its defaults), then cross-references and facts
 # about the datasets. One line naming the offending key, instead of a dump of the whole config.
@@ -110,7 +110,11 @@ def model_training_dataset(model):
 
 def model_inputs(wc):
     dataset = model_training_dataset(wc.model)
-    return {"dataset": dataset_manifest(dataset)} if dataset else {}
+    inputs = {"dataset": dataset_manifest(dataset)} if dataset else {}
+    weights_files = model_input_files(config["models"][wc.model])
+    if weights_files:
+        inputs["weights_file"] = weights_files
+    return inputs
 
 
 def task_files(task):

@@ -2,6 +2,7 @@ rule dataset:
     """Obtain a dataset once into results/datasets/<name>/ (checksums in its manifest)."""
     input:
         lambda wc: [manifest for _, manifest in dataset_components(wc.dataset).values()],
+        lambda wc: dataset_input_files(config["datasets"][wc.dataset]),
     output:
         manifest="results/datasets/{dataset}/manifest.json",
     log:
