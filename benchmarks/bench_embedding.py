@@ -7,6 +7,11 @@ channels-last with bf16 autocast.
 
     python benchmarks/bench_embedding.py          # resnet18 on CPU (and CUDA if present)
     python benchmarks/bench_embedding.py --model vit_b_16 --images 256 --device cuda
+    python benchmarks/bench_embedding.py --sources  # resnet18 through each model source
+
+With ``--sources`` it instead runs the same architecture (resnet18, random weights) through the
+workflow's model sources (torchvision, timm, python factory) exactly as an embedding job does:
+prepare, load, the source's preprocessing, batched extraction.
 
 Images: the real MNIST test set from ../shared/data when it is there, else synthetic 28×28
 grayscale images (the cost is the same: every image is resized to 224×224 RGB). The model's
@@ -27,7 +32,7 @@ from torchvision import transforms
 from torchvision.models import get_model, get_model_weights
 
 from imprint.embed import extract_embeddings
-from imprint.models import _TorchvisionPreprocess, strip_classifier
+from imprint.models import _Preprocess, model_source, strip_classifier
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "MNIST"
 
@@ -77,7 +82,7 @@ def naive(network, images, device) -> float:
 
 
 def batched(network, images, device, threads) -> float:
-    preprocess = _TorchvisionPreprocess(get_model_weights(args.model).DEFAULT.transforms())
+    preprocess = _Preprocess(get_model_weights(args.model).DEFAULT.transforms())
     dataset = PILImages(images, preprocess)
     start = time.perf_counter()
     extract_embeddings(
@@ -92,8 +97,50 @@ def batched(network, images, device, threads) -> float:
     return len(images) / (time.perf_counter() - start)
 
 
+#: resnet18 through every model source that can build it (random weights, offline).
+SOURCE_SPECS = {
+    "torchvision": {"source": "torchvision", "name": "resnet18", "weights": None},
+    "timm": {"source": "timm", "name": "resnet18", "pretrained": False, "image_size": 224},
+    "python": {"source": "python", "factory": "torchvision.models:resnet18"},
+}
+
+
+def compare_sources(images, what) -> None:
+    import tempfile
+
+    threads = args.threads or torch.get_num_threads()
+    device = args.device or "cpu"
+    print(f"resnet18 through each model source: {len(images)} {what}, {device}, {threads} threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, spec in SOURCE_SPECS.items():
+            source = model_source(spec)
+            source.prepare(spec, Path(tmp) / f"{name}.pt", None, threads)
+            network = source.load(spec, Path(tmp) / f"{name}.pt")
+            dataset = PILImages(images, source.preprocess(spec))
+            rates = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                extract_embeddings(
+                    network,
+                    dataset,
+                    batch_size=args.batch_size,
+                    num_workers=args.workers,
+                    device=device,
+                    threads=threads,
+                    progress=False,
+                )
+                rates.append(len(images) / (time.perf_counter() - start))
+            print(
+                f"{name:>12}: {np.median(rates):8.1f} images/s (median of {args.repeats}; "
+                f"range {min(rates):.1f}-{max(rates):.1f})"
+            )
+
+
 def main():
     images, what = load_images(args.images)
+    if args.sources:
+        compare_sources(images, what)
+        return
     network = strip_classifier(get_model(args.model, weights=None)).eval()
     devices = (
         [torch.device(args.device)]
@@ -129,5 +176,7 @@ if __name__ == "__main__":
     parser.add_argument("--workers", default="auto", help="'auto' or a number")
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: CPU, and CUDA if any")
+    parser.add_argument("--sources", action="store_true", help="compare the model sources")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per source (--sources)")
     args = parser.parse_args()
     main()

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from imprint.agg import AGG_METHODS, SCALINGS, TestEmbeddings, predict_all
 from imprint.devices import DEVICES, DTYPES
-from imprint.gen import GEN_METHODS, generate_proxies
+from imprint.gen import COMPAT_MODES, GEN_METHODS, generate_proxies
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE, normalize_embeddings, normalize_proxies
 
 
@@ -62,6 +62,9 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
     device : {"auto", "cpu", "cuda"}
         Where ``predict`` scores embeddings against the proxies ("auto": CUDA when available).
         Inputs and outputs stay numpy arrays; GEN runs on the CPU.
+    compat : {"none", "paper"}
+        "paper": k-means and k-medoids as the IMPRINT authors' code runs them (see
+        :func:`imprint.gen.generate_proxies`).
     dtype : {"float32", "float64"}
         Precision of scoring. The workflow's grid runner uses the same engine, so for the same
         device and dtype its accuracies equal this estimator's exactly.
@@ -88,6 +91,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
         "device": [StrOptions(set(DEVICES))],
         "dtype": [StrOptions(set(DTYPES))],
+        "compat": [StrOptions(set(COMPAT_MODES))],
     }
 
     def __init__(
@@ -103,6 +107,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         random_state=None,
         device: str = "auto",
         dtype: str = "float32",
+        compat: str = "none",
     ):
         self.gen = gen
         self.k = k
@@ -115,6 +120,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.dtype = dtype
+        self.compat = compat
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -135,7 +141,13 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, encoded = np.unique(y, return_inverse=True)
         train = normalize_embeddings(X, self.norm_pre)
         proxies, proxy_position = generate_proxies(
-            train, encoded, self.gen, self.k, self.ls_lambda, resolve_seed(self.random_state)
+            train,
+            encoded,
+            self.gen,
+            self.k,
+            self.ls_lambda,
+            resolve_seed(self.random_state),
+            compat=self.compat,
         )
         self.proxies_ = normalize_proxies(proxies, proxy_position, self.norm_post)
         # Scoring rescales the raw proxies' product for NORMpost none/l2, as the grid does.

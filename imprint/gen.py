@@ -20,14 +20,36 @@ import scipy.linalg
 # second, which every statistics and figure job would pay only for GEN_METHODS. Whoever times
 # GEN calls import_backends() first.
 
-GEN_METHODS = ("all", "random", "mean", "kmeans", "kmedoids", "covmax", "fps", "ls", "kls")
+GEN_METHODS = (
+    "all",
+    "random",
+    "mean",
+    "kmeans",
+    "kmedoids",
+    "kmedoids_alternate",
+    "covmax",
+    "fps",
+    "ls",
+    "kls",
+)
 #: GEN methods whose number of proxies per class is set by ``k``; the others ignore it.
-K_METHODS = frozenset({"random", "kmeans", "kmedoids", "covmax", "fps", "kls"})
+K_METHODS = frozenset(
+    {"random", "kmeans", "kmedoids", "kmedoids_alternate", "covmax", "fps", "kls"}
+)
+#: ``imprinting.compat``: ``paper`` runs k-means and k-medoids as the IMPRINT authors' code
+#: does (:func:`generate_proxies`).
+COMPAT_MODES = ("none", "paper")
 
 
 def class_seed(random_state: int, class_position: int) -> int:
     """Seed of one class's random choices, independent of every other class."""
     return int(np.random.SeedSequence([random_state, class_position]).generate_state(1)[0])
+
+
+def gen_seed(random_state: int, class_position: int, compat: str = "none") -> int:
+    """The seed a class's GEN uses: :func:`class_seed`, or with ``compat="paper"`` the job's seed
+    itself for every class, as the IMPRINT authors' code seeds k-means and k-medoids."""
+    return random_state if compat == "paper" else class_seed(random_state, class_position)
 
 
 @dataclass(frozen=True)
@@ -38,7 +60,7 @@ class KMeansSplit:
     assignment: np.ndarray
 
 
-def kmeans_split(x: np.ndarray, k: int, seed: int) -> KMeansSplit:
+def kmeans_split(x: np.ndarray, k: int, seed: int, float32: bool = False) -> KMeansSplit:
     """Seeded scikit-learn k-means of one class (k clipped to the class size).
 
     With fewer distinct points than ``k`` scikit-learn returns duplicate centres (and a warning
@@ -52,7 +74,8 @@ def kmeans_split(x: np.ndarray, k: int, seed: int) -> KMeansSplit:
         from sklearn.exceptions import ConvergenceWarning
 
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(x)
+        data = x.astype(np.float32) if float32 else x
+        model = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(data)
     return KMeansSplit(centers=model.cluster_centers_.astype(x.dtype), assignment=model.labels_)
 
 
@@ -70,6 +93,7 @@ class GenCache:
     """
 
     k_values: tuple[int, ...] = ()
+    compat: str = "none"
     kmeans: dict[tuple[int, int], KMeansSplit] = field(default_factory=dict)
     #: (gen, class position, k) -> indices of the class's samples that become proxies
     selected: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
@@ -81,13 +105,24 @@ class GenCache:
         """Run the shared work of ``gen`` (kmeans/kls, kmedoids or fps) for every class and k;
         returns, per k, the seconds of that work a run for k alone would have needed."""
         seconds = dict.fromkeys(self.k_values, 0.0)
+        paper = self.compat == "paper"
         for position, label in enumerate(np.unique(y)):
             samples = x[y == label]
             seed = class_seed(random_state, position)
             if gen in ("kmeans", "kls"):
+                kmeans_seed = gen_seed(random_state, position, self.compat)
                 for k in self.k_values:
                     start = time.perf_counter()
-                    self.kmeans[(position, k)] = kmeans_split(samples, k, seed)
+                    self.kmeans[(position, k)] = kmeans_split(
+                        samples, k, kmeans_seed, float32=paper
+                    )
+                    seconds[k] += time.perf_counter() - start
+            elif gen == "kmedoids" and paper:  # the authors' alternating k-medoids, per k
+                for k in self.k_values:
+                    start = time.perf_counter()
+                    self.selected[(gen, position, k)] = _select_indices(
+                        samples, "kmedoids_alternate", k, seed
+                    )
                     seconds[k] += time.perf_counter() - start
             elif gen == "kmedoids":
                 medoids, setup, swaps = kmedoids_for_each_k(samples, self.k_values, seed)
@@ -174,6 +209,44 @@ def least_squares_factor(x: np.ndarray, ls_lambda: float) -> Any:
     return scipy.linalg.cho_factor(gram)
 
 
+def alternating_kmedoids(x: np.ndarray, k: int, max_iter: int = 300) -> np.ndarray:
+    """k-medoids as scikit-learn-extra's ``KMedoids(n_clusters=k)`` runs with its defaults, the
+    IMPRINT authors' choice: Euclidean distances, ``init="heuristic"`` (the k points of smallest
+    total distance to all others), ``method="alternate"`` (assign every point to its nearest
+    medoid, move each medoid to the member of smallest total distance within its cluster, if
+    that is smaller; until nothing moves or ``max_iter``). Returns the medoids' indices, sorted.
+
+    Written out (a dozen lines, following scikit-learn-extra's steps and tie-breaking) because
+    scikit-learn-extra is unmaintained and does not install with current numpy; the kmedoids
+    package's ``alternating`` runs the same algorithm but not the same initialisation, and
+    tests/test_gen.py checks the two agree from the same start.
+    """
+    from sklearn.metrics import pairwise_distances
+
+    distances = pairwise_distances(x)
+    medoids = np.argpartition(distances.sum(axis=1), k - 1)[:k]
+    return np.sort(alternate_from(distances, medoids, max_iter))
+
+
+def alternate_from(distances: np.ndarray, medoids: np.ndarray, max_iter: int = 300) -> np.ndarray:
+    """The alternating k-medoids iterations of :func:`alternating_kmedoids` from ``medoids``."""
+    medoids = np.array(medoids, copy=True)
+    for _ in range(max_iter):
+        previous = medoids.copy()
+        nearest = np.argmin(distances[medoids, :], axis=0)
+        for cluster in range(len(medoids)):
+            members = np.flatnonzero(nearest == cluster)
+            if len(members) == 0:
+                continue
+            costs = distances[np.ix_(members, members)].sum(axis=1)
+            best = int(np.argmin(costs))
+            if costs[best] < costs[np.argmax(members == medoids[cluster])]:
+                medoids[cluster] = members[best]
+        if np.array_equal(previous, medoids):
+            break
+    return medoids
+
+
 def _select_indices(x: np.ndarray, gen: str, k: int, seed: int) -> np.ndarray:
     """Indices of the samples that become proxies for the sample-selecting GEN methods."""
     n = len(x)
@@ -188,6 +261,8 @@ def _select_indices(x: np.ndarray, gen: str, k: int, seed: int) -> np.ndarray:
         return farthest_point_sampling(x, k, rng)
     if gen == "kmedoids":
         return kmedoids_for_each_k(x, [k], seed)[0][k]
+    if gen == "kmedoids_alternate":
+        return alternating_kmedoids(x, k)
     raise AssertionError(gen)
 
 
@@ -241,6 +316,7 @@ def generate_proxies(
     ls_lambda: float = 1e-4,
     random_state: int = 0,
     cache: GenCache | None = None,
+    compat: str = "none",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Proxies ``[P, d]`` and their labels ``[P]`` (values of ``y``), in ascending label order.
 
@@ -249,6 +325,8 @@ def generate_proxies(
     - ``all``: every sample; ``random``: k samples drawn without replacement; ``mean``: the mean;
     - ``kmeans``: the centres of a seeded scikit-learn k-means; ``kmedoids``: FasterPAM medoids
       (BUILD initialisation, from the ``kmedoids`` package, see :func:`kmedoids_for_each_k`);
+      ``kmedoids_alternate``: the alternating k-medoids of the authors' code
+      (:func:`alternating_kmedoids`);
     - ``covmax``: the k samples with the largest :func:`covariance_scores`;
     - ``fps``: :func:`farthest_point_sampling` from a random start;
     - ``ls``: :func:`least_squares_proxies` over the classes (one proxy per class);
@@ -258,7 +336,16 @@ def generate_proxies(
     ``cache`` (a :class:`GenCache`) shares work between calls on the same ``x``: the k-means
     of a (class, k) between ``kmeans`` and ``kls``, k-medoids and FPS for all k of a class, the
     least-squares factorisation. The proxies are the same with or without it.
+
+    ``compat="paper"``: k-means (for kmeans and kls) and k-medoids as the IMPRINT authors' code
+    runs them: scikit-learn's ``KMeans(n_clusters=k, random_state=seed)`` on float32 with the
+    same seed for every class, and ``kmedoids`` as ``kmedoids_alternate``. Other methods are
+    unchanged.
     """
+    if compat not in COMPAT_MODES:
+        raise ValueError(f"unknown compat mode {compat!r}; expected one of {COMPAT_MODES}")
+    if cache is not None and cache.compat != compat:
+        raise ValueError(f"the cache was prepared for compat {cache.compat!r}, not {compat!r}")
     if gen not in GEN_METHODS:
         raise ValueError(f"unknown GEN method {gen!r}; expected one of {GEN_METHODS}")
     if gen in K_METHODS and k < 1:
@@ -280,7 +367,12 @@ def generate_proxies(
         key = (position, k)
         if cache is not None and key in cache.kmeans:
             return cache.kmeans[key]
-        result = kmeans_split(x[members[position]], k, class_seed(random_state, position))
+        result = kmeans_split(
+            x[members[position]],
+            k,
+            gen_seed(random_state, position, compat),
+            float32=compat == "paper",
+        )
         if cache is not None:
             cache.kmeans[key] = result
         return result
@@ -307,7 +399,8 @@ def generate_proxies(
         elif cache is not None and (gen, position, k) in cache.selected:
             blocks.append(samples[cache.selected[(gen, position, k)]])
         else:
-            chosen = _select_indices(samples, gen, k, class_seed(random_state, position))
+            method = "kmedoids_alternate" if gen == "kmedoids" and compat == "paper" else gen
+            chosen = _select_indices(samples, method, k, class_seed(random_state, position))
             blocks.append(samples[chosen])
     labels = np.concatenate([np.full(len(b), c) for b, c in zip(blocks, classes, strict=True)])
     return np.concatenate(blocks), labels

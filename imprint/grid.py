@@ -47,6 +47,8 @@ class Grid:
     #: where and in which precision scoring runs (not factors: they do not define a configuration)
     device: str = "auto"
     dtype: str = "float32"
+    #: "paper": k-means and k-medoids as the IMPRINT authors' code runs them (imprint.gen)
+    compat: str = "none"
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], ls_lambda: float) -> Grid:
@@ -55,6 +57,7 @@ class Grid:
             ls_lambda=ls_lambda,
             device=section.get("device", "auto"),
             dtype=section.get("dtype", "float32"),
+            compat=section.get("compat", "none"),
         )
 
     def variants(self) -> list[tuple[str, int]]:
@@ -107,7 +110,7 @@ def run_grid(
     rows, timings = [], []
     for norm_pre in grid.norm_pre:
         x = normalize_embeddings(train_x, norm_pre)
-        cache = GenCache(k_values=tuple(grid.k))
+        cache = GenCache(k_values=tuple(grid.k), compat=grid.compat)
         shared_seconds = {}  # per method (kls shares kmeans' clusterings), then per k
         for gen in grid.gen:
             method = _shared_method(gen)
@@ -117,7 +120,7 @@ def run_grid(
             for k in grid.k if gen in K_METHODS else (None,):
                 start = time.perf_counter()
                 proxies, proxy_class = generate_proxies(
-                    x, train_y, gen, k or 1, grid.ls_lambda, seed, cache=cache
+                    x, train_y, gen, k or 1, grid.ls_lambda, seed, cache=cache, compat=grid.compat
                 )
                 gen_time = time.perf_counter() - start
                 if gen in SHARED_ACROSS_K:

@@ -207,26 +207,30 @@ def run_nc1(
     model: str,
     task: str,
     out: str,
+    variants: Sequence[str] = ("papyan",),
 ) -> None:
-    """NC1 of a task's full train split (before n-shot subsampling), one row per seed."""
+    """NC1 of a task's full train split (before n-shot subsampling), one row per seed and
+    variant (see :func:`imprint.nc.nc1`)."""
     from imprint.nc import nc1
 
     embeddings = load_arrays(train_embeddings)["embeddings"]
     rows = []
     for seed, task_file in zip(seeds, task_files, strict=True):
         split = load_arrays(task_file)
-        value = nc1(embeddings[split["full_train_index"]], split["full_train_label"])
-        rows.append(
-            {
-                "model": model,
-                "task": task,
-                "seed": seed,
-                "nc1": value,
-                "n_labels": int(split["full_train_label"].max()) + 1,
-                "n_samples": len(split["full_train_index"]),
-            }
-        )
-        log.info("seed %d: NC1 = %.4g", seed, value)
+        for variant in variants:
+            value = nc1(embeddings[split["full_train_index"]], split["full_train_label"], variant)
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "seed": seed,
+                    "variant": variant,
+                    "nc1": value,
+                    "n_labels": int(split["full_train_label"].max()) + 1,
+                    "n_samples": len(split["full_train_index"]),
+                }
+            )
+            log.info("seed %d: NC1 (%s) = %.4g", seed, variant, value)
     write_table(pd.DataFrame(rows), out)
 
 
@@ -265,10 +269,21 @@ def run_figure(
     """Draw one of :data:`imprint.figures.FIGURES` from its tables (argument name -> path)."""
     from imprint.figures import FIGURES, save_figure
 
-    fig = FIGURES[figure].plot(
-        **{name: read_table(path) for name, path in tables.items()}, **options
-    )
+    loaded = {name: read_table(path) for name, path in tables.items()}
+    if "nc1" in loaded:
+        loaded["nc1"] = primary_nc1(loaded["nc1"])
+    fig = FIGURES[figure].plot(**loaded, **options)
     save_figure(fig, out_pdf, out_png)
+
+
+def primary_nc1(nc1_rows: pd.DataFrame) -> pd.DataFrame:
+    """The NC1 rows that figures draw: the textbook variant where it was computed, else the
+    first one."""
+    if "variant" not in nc1_rows:
+        return nc1_rows
+    variants = list(nc1_rows["variant"].unique())
+    chosen = "papyan" if "papyan" in variants else variants[0]
+    return nc1_rows[nc1_rows["variant"] == chosen].reset_index(drop=True)
 
 
 def run_comparison(

@@ -273,9 +273,10 @@ def configuration_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def nc1_summary(nc1_rows: pd.DataFrame) -> pd.DataFrame:
-    """NC1 per (model, task): mean and std over seeds."""
+    """NC1 per (model, task) and variant (where the table has one): mean and std over seeds."""
+    keys = [*GROUP, *(["variant"] if "variant" in nc1_rows else [])]
     return (
-        nc1_rows.groupby(list(GROUP), sort=True)
+        nc1_rows.groupby(keys, sort=True)
         .agg(
             nc1=("nc1", "mean"),
             nc1_std=("nc1", "std"),

@@ -10,4 +10,5 @@ with logged(snakemake.log[0], snakemake.threads):
         snakemake.wildcards.model,
         snakemake.wildcards.task,
         snakemake.output[0],
+        snakemake.params.variants,
     )

@@ -37,6 +37,7 @@ def tiny_config() -> dict:
             "agg": ["max", "mnn"],
             "m": [1, 3],
         },
+        "nc1": {"variants": ["papyan", "imprint_code"]},
         "comparisons": {
             "gen": {"factors": ["gen", "k"], "where": {"agg": ["max"]}, "best_of": ["norm_post"]},
             "norm": {"factors": ["norm_post"], "where": {"gen": ["mean"], "agg": ["max"]}},

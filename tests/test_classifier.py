@@ -71,9 +71,11 @@ def test_invalid_parameters_are_rejected_by_name(digits):
         ImprintingClassifier().fit(np.full((4, 2), np.nan), [0, 0, 1, 1])
 
 
-def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(digits):
+@pytest.mark.parametrize("compat", ["none", "paper"])
+def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(digits, compat):
     x_train, x_test, y_train, y_test = digits
     grid = Grid(
+        compat=compat,
         gen=list(GEN_METHODS),
         k=[1, 3],
         norm_pre=["none", "l2"],
@@ -84,7 +86,7 @@ def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(
         ls_lambda=1e-3,
     )
     table, timing = run_grid(x_train, y_train, x_test, y_test, grid, seed=5)
-    assert len(timing) == 2 * (3 + 6 * 2)  # norm_pre x (all, mean, ls + 6 k-methods x 2 k)
+    assert len(timing) == 2 * (3 + 7 * 2)  # norm_pre x (all, mean, ls + 7 k-methods x 2 k)
     assert (timing["gen_time_s"] >= 0).all()
     assert len(table) == grid.size()
     for row in table.to_dict("records"):
@@ -98,6 +100,7 @@ def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(
             m=1 if pd.isna(row["m"]) else int(row["m"]),
             ls_lambda=1e-3,
             random_state=5,
+            compat=compat,
         )
         assert clf.fit(x_train, y_train).score(x_test, y_test) == row["accuracy"], row
 

@@ -7,6 +7,8 @@ from imprint.gen import (
     K_METHODS,
     SHARED_ACROSS_K,
     GenCache,
+    alternate_from,
+    alternating_kmedoids,
     covariance_scores,
     farthest_point_sampling,
     generate_proxies,
@@ -212,4 +214,58 @@ def test_farthest_point_sampling_for_k_is_the_prefix_of_a_larger_k():
     for k in (1, 5, 19):
         np.testing.assert_array_equal(
             farthest_point_sampling(x, k, np.random.default_rng(9)), longest[:k]
+        )
+
+
+@pytest.mark.parametrize("trial", range(4))
+def test_the_authors_alternating_kmedoids_agrees_with_the_kmedoids_packages(trial):
+    """An independent implementation of the same alternating algorithm, from the same start."""
+    import kmedoids
+    from sklearn.metrics import pairwise_distances
+
+    rng = np.random.default_rng(trial)
+    x = rng.normal(size=(120, 5)) + 4 * rng.normal(size=(4, 5))[rng.integers(4, size=120)]
+    distances = pairwise_distances(x)
+    for k in (2, 4, 7):
+        start = np.argpartition(distances.sum(axis=1), k - 1)[:k]  # scikit-learn-extra's init
+        ours = np.sort(alternate_from(distances, start))
+        theirs = kmedoids.alternating(distances, start.copy(), max_iter=300)
+        np.testing.assert_array_equal(ours, np.sort(theirs.medoids))
+        np.testing.assert_array_equal(alternating_kmedoids(x, k), ours)
+
+
+def test_the_heuristic_start_takes_the_points_of_smallest_total_distance():
+    x = np.array([[0.0], [1.0], [2.0], [10.0], [11.0]])
+    # Total distances 24, 21, 20, 28, 31: the start is {1, 2}. Point 2's cluster {2, 3, 4} has
+    # in-cluster costs 17, 9, 10, so its medoid moves to 3; then nothing moves.
+    assert list(alternating_kmedoids(x, 2)) == [1, 3]
+
+
+def test_paper_compat_seeds_kmeans_as_the_authors_code():
+    """Their call transcribed: KMeans(n_clusters=k, random_state=seed) on each class's float32
+    embeddings, the same seed for every class."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1, 2], 40)
+    x = rng.normal(size=(120, 6)) + y[:, None] * 3
+    proxies, labels = generate_proxies(x, y, "kmeans", k=4, random_state=7, compat="paper")
+    for c in range(3):
+        theirs = KMeans(n_clusters=4, random_state=7).fit(x[y == c].astype(np.float32))
+        np.testing.assert_allclose(proxies[labels == c], theirs.cluster_centers_, rtol=1e-6)
+    default, _ = generate_proxies(x, y, "kmeans", k=4, random_state=7)
+    assert not np.allclose(default, proxies)  # per-class seeds by default: other clusterings
+
+
+def test_paper_compat_runs_kmedoids_as_the_authors_alternating_kmedoids():
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 50)
+    x = rng.normal(size=(100, 4)) + y[:, None] * 2
+    paper, _ = generate_proxies(x, y, "kmedoids", k=3, random_state=0, compat="paper")
+    alternate, _ = generate_proxies(x, y, "kmedoids_alternate", k=3, random_state=0)
+    np.testing.assert_array_equal(paper, alternate)
+    for gen in ("mean", "fps", "random", "ls"):  # nothing else changes
+        np.testing.assert_array_equal(
+            generate_proxies(x, y, gen, k=3, random_state=0, compat="paper")[0],
+            generate_proxies(x, y, gen, k=3, random_state=0)[0],
         )

@@ -10,9 +10,10 @@ from imprint.agg import AGG_METHODS
 from imprint.config import NAME_PATTERN
 from imprint.datasets import DATASET_SOURCES, TorchvisionDataset
 from imprint.devices import DEVICES, DTYPES
-from imprint.gen import GEN_METHODS
+from imprint.gen import COMPAT_MODES, GEN_METHODS
 from imprint.grid import FACTORS
 from imprint.models import MODEL_SOURCES
+from imprint.nc import NC1_VARIANTS
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE
 from imprint.stats import POSTHOC_TESTS
 from tests.conftest import REPO, SCHEMA
@@ -42,11 +43,14 @@ def test_the_schemas_factor_levels_are_the_librarys(name, library):
     [
         ("imprinting", "device", DEVICES),
         ("imprinting", "dtype", DTYPES),
+        ("imprinting", "compat", COMPAT_MODES),
         ("embedding", "device", DEVICES),
+        ("nc1", "variants", NC1_VARIANTS),
     ],
 )
 def test_the_schemas_engine_settings_are_the_librarys(section, key, library):
-    assert PROPERTIES[section]["properties"][key]["enum"] == list(library)
+    setting = PROPERTIES[section]["properties"][key]
+    assert setting.get("enum", setting.get("items", {}).get("enum")) == list(library)
 
 
 def test_the_schemas_name_pattern_is_the_librarys():

@@ -46,3 +46,40 @@ def test_collapsed_classes_have_nc1_zero():
 def test_nc1_needs_two_classes():
     with pytest.raises(ValueError, match="at least two classes"):
         nc1(np.ones((3, 2)), np.zeros(3))
+
+
+def authors_nc1(x, y):
+    """The IMPRINT authors' code, transcribed (src/nc/neural_collapse.py): each class's samples
+    centred on its mean minus the global mean, d×d matrices, a pseudo-inverse."""
+    classes = np.unique(y)
+    global_mean = x.mean(axis=0)
+    centred_means = np.stack([x[y == c].mean(axis=0) - global_mean for c in classes])
+    intra = []
+    for index, c in enumerate(classes):
+        centred = x[y == c] - centred_means[index]
+        intra.append(centred.T @ centred / len(centred))
+    inter = centred_means.T @ centred_means / len(classes)
+    return np.trace(np.linalg.pinv(inter) @ np.mean(intra, axis=0)) / len(classes)
+
+
+def test_the_imprint_code_variant_by_hand_in_one_dimension():
+    # As above, but the global mean 6 adds 6² to Σ_W: (1 + 36) / 25 / 2.
+    x = np.array([[0.0], [2.0], [10.0], [12.0]])
+    y = np.array([0, 0, 1, 1])
+    assert nc1(x, y, variant="imprint_code") == pytest.approx(37 / 25 / 2)
+
+
+def test_the_imprint_code_variant_matches_the_authors_computation():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 6)) + 2 + np.repeat(rng.normal(scale=2, size=(4, 6)), 20, axis=0)
+    y = np.repeat(np.arange(4), 20)
+    code = nc1(x, y, variant="imprint_code")
+    assert code == pytest.approx(authors_nc1(x, y), rel=1e-9)
+    assert code > nc1(x, y)  # the global mean only ever adds
+    centred = x - x.mean(axis=0)  # with a zero global mean both variants agree
+    assert nc1(centred, y, variant="imprint_code") == pytest.approx(nc1(centred, y), rel=1e-9)
+
+
+def test_an_unknown_variant_is_named():
+    with pytest.raises(ValueError, match="'textbook'"):
+        nc1(np.eye(2), np.array([0, 1]), variant="textbook")

@@ -72,10 +72,12 @@ def test_every_stage_produces_its_outputs(finished_run):
     assert set(table["model"]) == {"pixels", "cnn"} and set(table["task"]) == {"novel", "pairs"}
 
     nc1 = pd.read_csv(results / "tables" / "nc1.csv")
-    assert len(nc1) == 2 * (2 + 1) and (nc1["nc1"] > 0).all()
+    assert len(nc1) == 2 * (2 + 1) * 2 and (nc1["nc1"] > 0).all()
+    by_variant = nc1.pivot_table(index=["model", "task", "seed"], columns="variant", values="nc1")
+    assert (by_variant["imprint_code"] >= by_variant["papyan"]).all()
     assert set(nc1.loc[nc1["task"] == "pairs", "n_labels"]) == {3}
     summary = pd.read_csv(results / "tables" / "nc1_summary.csv")
-    assert len(summary) == 4
+    assert len(summary) == 4 * 2  # (model, task) x variant
 
     for name, treatments in [
         ("gen", {"mean", "ls", "kmeans k=1", "kmeans k=3"}),
