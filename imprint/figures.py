@@ -20,6 +20,9 @@ from imprint.gen import GEN_METHODS
 from imprint.stats import GROUP, POSTHOC_TESTS, ComparisonResult
 
 NORMS = ["norm_pre", "norm_post", "norm_inf"]
+#: The k whose gain over the mean the NC1-vs-gain figure shows, unless figures.nc1_vs_gain_k
+#: says otherwise (those in the grid; else its largest k).
+NC1_VS_GAIN_K = (5, 20)
 #: The few-shot figure's curves: k-means with these k, and GEN all ("k = n").
 FEW_SHOT_K = (1, 5, 20)
 
@@ -128,6 +131,10 @@ def figure_plan(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         }
     if "kmeans" not in grid["gen"]:
         return dict(sorted(plan.items()))
+    if "mean" in grid["gen"] and all("l2" in grid[n] for n in NORMS):
+        wanted = options.get("nc1_vs_gain_k") or NC1_VS_GAIN_K
+        k_values = [k for k in wanted if k in grid["k"]] or [max(grid["k"])]
+        plan["nc1_vs_gain"] = {"k": k_values, "tasks": full_data or sorted(tasks)}
     for name, series in (("few_shot", few_shot_series(tasks)), ("d_in_1", d_in_1_series(tasks))):
         if series:
             members = sorted({task for names in series.values() for task in names})
@@ -406,6 +413,39 @@ def plot_layers(
     return fig
 
 
+def plot_nc1_vs_gain(table: pd.DataFrame, k: Sequence[int], tasks: Sequence[str]) -> Any:
+    """One panel per k: NC1 (log scale) against the gain of k-means over the mean, one point per
+    (model, task) of ``tasks``, with the Spearman correlation and its p-value in the panel
+    title (the table is :func:`imprint.stats.nc1_vs_gain`'s)."""
+    ks = [each for each in k if each in set(table["k"])]
+    fig, axes = _grid(1, max(len(ks), 1), width=3.6, height=3.2)
+    models = sorted(table["model"].unique())
+    colours = dict(
+        zip(models, pyplot().get_cmap("tab10")(np.arange(len(models)) % 10), strict=True)
+    )
+    for column, k in enumerate(ks):
+        ax = axes[0, column]
+        rows = table[table["k"] == k]
+        for model in models:
+            own = rows[rows["model"] == model]
+            ax.scatter(own["nc1"], own["gain"], color=colours[model], label=model, s=18)
+        rho, pvalue, n = rows[["spearman_rho", "spearman_pvalue", "n_points"]].iloc[0]
+        ax.set_xscale("log")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_title(
+            f"k-means k={k}: Spearman ρ = {rho:.2f} (p = {pvalue:.2g}, n = {int(n)})", fontsize=8
+        )
+        ax.set_xlabel("NC1 (mean over seeds)")
+        ax.set_ylabel("accuracy gain over the mean")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        "Does NC1 predict the gain of more proxies? (L2 NORM, AGG max, median over seeds)",
+        fontsize=10,
+    )
+    return fig
+
+
 def plot_d_in_1(
     results: pd.DataFrame,
     nc1: pd.DataFrame,
@@ -605,6 +645,17 @@ dotted line at k = d, the number of modes per label (beyond it, more proxies sho
 little); the legend gives each task's NC1. Right, NC1 against d (mean ± std over seeds).
 Series: {series}.""",
     ),
+    "nc1_vs_gain": Figure(
+        plot_nc1_vs_gain,
+        {"table": "nc1_vs_gain"},
+        """\
+The IMPRINT paper's central explanatory claim, tested on this run: per FM and task, NC1 (the
+textbook measure, mean over seeds) against the accuracy gain of k-means proxies over one mean
+per class (both with L2 NORM everywhere and AGG max, median over seeds), one panel per k
+({k}). If the claim held, the points would rise to the right (tasks whose classes are less
+collapsed gain more from more proxies) and Spearman's ρ, in each panel's title with its
+p-value, would be clearly positive. The numbers are in results/tables/nc1_vs_gain.csv.""",
+    ),
     "layers": Figure(
         plot_layers,
         {"results": "imprinting", "nc1": "nc1"},
@@ -630,6 +681,7 @@ def figure_caption(figure: str, options: Mapping[str, Any]) -> str:
     """The report caption of ``figure`` drawn with ``options`` (an entry of the figure plan)."""
     series = options.get("series", {})
     return FIGURES[figure].caption.format(
+        k=", ".join(map(str, options.get("k", []))),
         tasks=", ".join(options.get("tasks", [])),
         series="; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in series.items()),
     )

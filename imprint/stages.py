@@ -257,6 +257,19 @@ def read_table(path: str) -> pd.DataFrame:
     return pd.read_csv(path, dtype={column: "Int64" for column in ("k", "m") if column in header})
 
 
+def run_nc1_vs_gain(
+    results_table: str, nc1_table: str, k_values: Sequence[int], tasks: Sequence[str], out: str
+) -> None:
+    from imprint.stats import nc1_vs_gain
+
+    table = nc1_vs_gain(read_table(results_table), primary_nc1(pd.read_csv(nc1_table)),
+                        k_values, tasks)
+    for k, rows in table.groupby("k"):
+        log.info("k=%d: Spearman rho(NC1, gain) = %.3f (p = %.3g, %d points)", k,
+                 rows["spearman_rho"].iloc[0], rows["spearman_pvalue"].iloc[0], len(rows))
+    write_table(table, out)
+
+
 def run_gen_time_summary(gen_time_table: str, out: str) -> None:
     from imprint.stats import gen_time_summary
 

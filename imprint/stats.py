@@ -307,3 +307,65 @@ def gen_time_summary(gen_time: pd.DataFrame) -> pd.DataFrame:
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+
+
+#: The configuration the NC1-vs-gain study compares k-means with the mean under: L2 NORM
+#: everywhere and AGG max (the paper's Qi et al. setting).
+GAIN_SETTING = {"norm_pre": "l2", "norm_post": "l2", "norm_inf": "l2", "agg": "max"}
+
+
+def nc1_vs_gain(
+    results: pd.DataFrame,
+    nc1_rows: pd.DataFrame,
+    k_values: Sequence[int],
+    tasks: Sequence[str],
+) -> pd.DataFrame:
+    """The IMPRINT paper's central claim, testable on any run: the higher a task's NC1 (the
+    less collapsed its classes), the more k-means proxies gain over one mean per class.
+
+    One row per (model, task, k): ``nc1`` (mean over seeds of the given NC1 rows), the median
+    accuracy over seeds of GEN mean and of GEN k-means with k (both under
+    :data:`GAIN_SETTING`), their difference ``gain``, and per k the Spearman correlation of NC1
+    and gain over all (model, task) points with its p-value (scipy.stats.spearmanr; NaN with
+    fewer than 3 points or constant values).
+    """
+    from scipy.stats import spearmanr
+
+    chosen = results[results["task"].isin(tasks)]
+    for column, level in GAIN_SETTING.items():
+        chosen = chosen[chosen[column] == level]
+    medians = median_over_seeds(chosen)
+    mean = medians[medians["gen"] == "mean"].set_index(list(GROUP))["accuracy"]
+    collapse = nc1_rows[nc1_rows["task"].isin(tasks)].groupby(list(GROUP))["nc1"].mean()
+    frames = []
+    for k in k_values:
+        kmeans = medians[(medians["gen"] == "kmeans") & (medians["k"] == k)]
+        frame = pd.DataFrame(
+            {
+                "mean_accuracy": mean,
+                "kmeans_accuracy": kmeans.set_index(list(GROUP))["accuracy"],
+                "nc1": collapse,
+            }
+        )
+        frame = frame.dropna().reset_index()
+        frame.insert(2, "k", k)
+        frame["gain"] = frame["kmeans_accuracy"] - frame["mean_accuracy"]
+        rho, pvalue = float("nan"), float("nan")
+        if len(frame) >= 3 and frame["nc1"].nunique() > 1 and frame["gain"].nunique() > 1:
+            rho, pvalue = (float(v) for v in spearmanr(frame["nc1"], frame["gain"]))
+        frame["spearman_rho"], frame["spearman_pvalue"], frame["n_points"] = rho, pvalue, len(frame)
+        frames.append(frame)
+    columns = [
+        *GROUP,
+        "k",
+        "nc1",
+        "mean_accuracy",
+        "kmeans_accuracy",
+        "gain",
+        "spearman_rho",
+        "spearman_pvalue",
+        "n_points",
+    ]
+    return (
+        pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+    )

@@ -15,7 +15,7 @@ from imprint.figures import (
     figure_plan,
     save_figure,
 )
-from imprint.stats import gen_time_summary
+from imprint.stats import gen_time_summary, nc1_vs_gain
 from tests.conftest import REPO, SCHEMA
 
 TASKS = {
@@ -146,7 +146,8 @@ def synthetic_tables():
         ]
         .assign(gen_time_s=lambda frame: rng.uniform(1e-4, 1e-1, len(frame)))
     )
-    return {"results": results, "nc1": nc1, "summary": gen_time_summary(timing)}
+    table = nc1_vs_gain(results, nc1, [5, 20], list(TASKS))
+    return {"results": results, "nc1": nc1, "summary": gen_time_summary(timing), "table": table}
 
 
 @pytest.mark.parametrize("figure", sorted(FIGURES))
@@ -160,6 +161,7 @@ def test_every_figure_is_written_as_a_valid_pdf_and_png(figure, tmp_path):
         },
         "imprinting": {
             "gen": ["all", "mean", "ls", "kmeans", "fps"],
+            "k": [1, 5, 20],
             "agg": ["max", "mnn"],
             "norm_pre": ["l2"],
             "norm_post": ["none", "l2"],

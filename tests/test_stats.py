@@ -13,6 +13,7 @@ from imprint.stats import (
     comparison_table,
     configuration_summary,
     gen_time_summary,
+    nc1_vs_gain,
     nemenyi_critical_difference,
     treatment_label,
     wilcoxon_holm,
@@ -287,3 +288,88 @@ def test_configuration_summary_ranks_within_groups():
     assert (best["gen"], best["k"], best["norm_post"]) == ("kmeans", 5, "l2")
     assert best["mean_rank"] == 1.0 and best["n_groups"] == 2
     assert best["mean_accuracy"] == pytest.approx(0.8)
+
+
+def gain_tables():
+    """2 models x 3 tasks, 3 seeds; mean and k-means accuracies chosen so that the gains are
+    known: median over seeds of the k-means rows minus that of the mean rows."""
+    rows, nc1_rows = [], []
+    setting = {"norm_pre": "l2", "norm_post": "l2", "norm_inf": "l2", "agg": "max", "m": pd.NA}
+    nc1_of = {
+        ("a", "t1"): 0.1,
+        ("a", "t2"): 1.0,
+        ("a", "t3"): 3.0,
+        ("b", "t1"): 0.5,
+        ("b", "t2"): 2.0,
+        ("b", "t3"): 9.0,
+    }
+    gain_of = {
+        ("a", "t1"): 0.00,
+        ("a", "t2"): 0.05,
+        ("a", "t3"): 0.02,
+        ("b", "t1"): 0.01,
+        ("b", "t2"): 0.08,
+        ("b", "t3"): 0.20,
+    }
+    for (model, task), gain in gain_of.items():
+        for seed, noise in enumerate((0.0, 0.3, -0.1)):  # medians: the noise-free values
+            base = 0.6 + noise
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "seed": seed,
+                    "gen": "mean",
+                    "k": pd.NA,
+                    **setting,
+                    "accuracy": base,
+                }
+            )
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "seed": seed,
+                    "gen": "kmeans",
+                    "k": 5,
+                    **setting,
+                    "accuracy": base + gain,
+                }
+            )
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "seed": seed,
+                    "gen": "kmeans",
+                    "k": 5,
+                    **{**setting, "norm_post": "none"},
+                    "accuracy": 0.0,
+                }
+            )  # not L2: ignored
+            nc1_rows.append(
+                {"model": model, "task": task, "seed": seed, "nc1": nc1_of[(model, task)]}
+            )
+    results = pd.DataFrame(rows).astype({"k": "Int64", "m": "Int64"})
+    return results, pd.DataFrame(nc1_rows), nc1_of, gain_of
+
+
+def test_nc1_vs_gain_pairs_each_groups_nc1_with_its_k_means_gain():
+    results, nc1_rows, nc1_of, gain_of = gain_tables()
+    table = nc1_vs_gain(results, nc1_rows, [5], ["t1", "t2", "t3"])
+    assert len(table) == 6 and set(table["k"]) == {5}
+    for row in table.to_dict("records"):
+        key = (row["model"], row["task"])
+        assert row["nc1"] == pytest.approx(nc1_of[key])
+        assert row["mean_accuracy"] == pytest.approx(0.6)
+        assert row["gain"] == pytest.approx(gain_of[key])
+    # Ranks of NC1: 1 3 5 2 4 6; of gain: 1 4 3 2 5 6. d = 0 -1 2 0 -1 0, sum d^2 = 6:
+    # rho = 1 - 6 * 6 / (6 * 35) = 29/35.
+    assert table["spearman_rho"].iloc[0] == pytest.approx(29 / 35)
+    assert 0 < table["spearman_pvalue"].iloc[0] < 0.1 and (table["n_points"] == 6).all()
+
+
+def test_nc1_vs_gain_leaves_out_tasks_and_k_not_asked_for():
+    results, nc1_rows, _, _ = gain_tables()
+    table = nc1_vs_gain(results, nc1_rows, [5, 7], ["t1", "t2"])
+    assert set(table["task"]) == {"t1", "t2"} and set(table["k"]) == {5}

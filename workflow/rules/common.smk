@@ -179,6 +179,7 @@ def final_outputs():
         "results/tables/summary.csv",
         "results/tables/nc1.csv",
         "results/tables/nc1_summary.csv",
+        *(["results/tables/nc1_vs_gain.csv"] if "nc1_vs_gain" in FIGURE_PLAN else []),
         *expand("results/tables/{comparison}.csv", comparison=COMPARISONS),
         *expand(
             "results/cd_diagrams/{comparison}.{ext}", comparison=COMPARISONS, ext=["pdf", "png"]

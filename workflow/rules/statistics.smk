@@ -156,3 +156,29 @@ rule gen_time_summary:
         code=code("summarize_gen_time.py"),
     script:
         "../../scripts/summarize_gen_time.py"
+
+
+rule nc1_vs_gain:
+    """Per (model, task): NC1 against the gain of k-means over the mean, Spearman per k."""
+    input:
+        results="results/tables/imprinting.csv",
+        nc1="results/tables/nc1.csv",
+    output:
+        report(
+            "results/tables/nc1_vs_gain.csv",
+            caption="../report/nc1_vs_gain.rst",
+            category="Neural collapse",
+            labels={"table": "nc1_vs_gain"},
+        ),
+    log:
+        "results/logs/statistics/nc1_vs_gain.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=table_mem_mb,
+    params:
+        k=FIGURE_PLAN.get("nc1_vs_gain", {}).get("k", []),
+        tasks=FIGURE_PLAN.get("nc1_vs_gain", {}).get("tasks", []),
+        code=code("nc1_vs_gain.py"),
+    script:
+        "../../scripts/nc1_vs_gain.py"
