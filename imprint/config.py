@@ -23,8 +23,7 @@ NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 #: Tables in results/tables/ that a comparison (results/tables/<name>.csv) must not overwrite.
 RESERVED_TABLES = frozenset(
-    {"imprinting", "summary", "nc1", "nc1_summary", "nc1_vs_gain", "gen_time",
-     "gen_time_summary"}
+    {"imprinting", "summary", "nc1", "nc1_summary", "nc1_vs_gain", "gen_time", "gen_time_summary"}
 )
 
 

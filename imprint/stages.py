@@ -262,11 +262,17 @@ def run_nc1_vs_gain(
 ) -> None:
     from imprint.stats import nc1_vs_gain
 
-    table = nc1_vs_gain(read_table(results_table), primary_nc1(pd.read_csv(nc1_table)),
-                        k_values, tasks)
+    table = nc1_vs_gain(
+        read_table(results_table), primary_nc1(pd.read_csv(nc1_table)), k_values, tasks
+    )
     for k, rows in table.groupby("k"):
-        log.info("k=%d: Spearman rho(NC1, gain) = %.3f (p = %.3g, %d points)", k,
-                 rows["spearman_rho"].iloc[0], rows["spearman_pvalue"].iloc[0], len(rows))
+        log.info(
+            "k=%d: Spearman rho(NC1, gain) = %.3f (p = %.3g, %d points)",
+            k,
+            rows["spearman_rho"].iloc[0],
+            rows["spearman_pvalue"].iloc[0],
+            len(rows),
+        )
     write_table(table, out)
 
 
