@@ -433,14 +433,15 @@ def plot_nc1_vs_gain(table: pd.DataFrame, k: Sequence[int], tasks: Sequence[str]
         ax.set_xscale("log")
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set_title(
-            f"k-means k={k}: Spearman ρ = {rho:.2f} (p = {pvalue:.2g}, n = {int(n)})", fontsize=8
+            f"k-means k={k}\nSpearman ρ = {rho:.2f} (p = {pvalue:.2g}, n = {int(n)})", fontsize=8
         )
         ax.set_xlabel("NC1 (mean over seeds)")
         ax.set_ylabel("accuracy gain over the mean")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(
-        "Does NC1 predict the gain of more proxies? (L2 NORM, AGG max, median over seeds)",
+        f"Does NC1 predict the gain of more proxies? {len(tasks)} tasks; L2 NORM, AGG max, "
+        "median over seeds",
         fontsize=10,
     )
     return fig
