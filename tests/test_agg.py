@@ -124,3 +124,19 @@ def test_running_out_of_device_memory_halves_the_chunk_instead_of_failing(monkey
     assert sizes[:4] == [50, 25, 12, 6] and max(sizes[4:]) <= 8
     for variant in variants:
         np.testing.assert_array_equal(found[variant], expected[variant])
+
+
+def test_mnn_weights_votes_by_inverse_distance_not_its_square_or_a_count():
+    # One proxy of class 1 at distance 1.0; two of class 0 at 1.5 and 1.6 (m = 3).
+    # 1/d: 1.0 against 0.667 + 0.625 = 1.29 -> class 0. (1/d^2 would give 1.0 against 0.835.)
+    proxies, proxy_class = np.array([[1.0], [1.5], [1.6]]), np.array([1, 0, 0])
+    assert (
+        predict_variants(np.array([[0.0]]), proxies, proxy_class, 2, [("mnn", 3)])[("mnn", 3)][0]
+        == 0
+    )
+    # Class 1 at 0.5 (vote 2.0) against 1.29: class 1. (A plain count would say class 0.)
+    proxies = np.array([[0.5], [1.5], [1.6]])
+    assert (
+        predict_variants(np.array([[0.0]]), proxies, proxy_class, 2, [("mnn", 3)])[("mnn", 3)][0]
+        == 1
+    )

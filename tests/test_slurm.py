@@ -106,5 +106,8 @@ def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_pa
             record = subprocess.run(
                 ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True
             ).stdout
+            # A finished job's record lives for MinJobAge (300 s by default) after it ends: a
+            # missing one must fail the test, not read as "asked for no GPU".
+            assert f"JobId={job_id}" in record, f"SLURM has no record of job {job_id} ({rule})"
             asked_gpu = "gpu" in record
             assert asked_gpu == (rule == "rule_embeddings"), (rule, record)

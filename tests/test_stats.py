@@ -159,7 +159,8 @@ def test_too_few_treatments_or_identical_results_are_reported_not_tested():
 def results_frame():
     rows = []
     for task in ["t1", "t2"]:
-        for seed, noise in [(0, 0.0), (1, 0.02), (2, -0.02)]:
+        # Skewed seed noise: the median (the noise-free value) differs from the mean.
+        for seed, noise in [(0, 0.0), (1, 0.02), (2, -0.10)]:
             for gen, k, base in [("mean", None, 0.5), ("kmeans", 2, 0.6), ("kmeans", 5, 0.7)]:
                 for norm_post, bonus in [("none", 0.0), ("l2", 0.1)]:
                     rows.append(
@@ -373,3 +374,31 @@ def test_nc1_vs_gain_leaves_out_tasks_and_k_not_asked_for():
     results, nc1_rows, _, _ = gain_tables()
     table = nc1_vs_gain(results, nc1_rows, [5, 7], ["t1", "t2"])
     assert set(table["task"]) == {"t1", "t2"} and set(table["k"]) == {5}
+
+
+def test_cd_bars_join_exactly_the_treatments_the_post_hoc_test_does_not_separate():
+    # 20 groups: a and b trade first place, c and d trade third: Nemenyi separates {a, b} from
+    # {c, d} (rank difference 2 > CD 1.05) but neither pair within.
+    rows = [[0.9, 0.89, 0.5, 0.49] if g % 2 else [0.89, 0.9, 0.49, 0.5] for g in range(20)]
+    result = compare(pd.DataFrame(rows, columns=list("abcd")))
+    ranks = result.table.set_index("treatment")["mean_rank"]
+    assert list(ranks[list("abcd")]) == [1.5, 1.5, 3.5, 3.5]
+    _, artists = cd_diagram(result, "t")
+    spans = sorted(
+        (min(line.get_xdata()), max(line.get_xdata()))
+        for bars in artists["crossbars"]
+        for line in bars
+    )
+    assert spans == [(1.5, 1.5), (3.5, 3.5)]  # one bar per pair, none across the pairs
+
+
+def test_the_comparison_tables_p_value_columns_line_up_with_its_rows():
+    rng = np.random.default_rng(4)
+    matrix = pd.DataFrame(rng.random((12, 4)) + [0.6, 0.0, 0.3, 0.1], columns=list("wxyz"))
+    result = compare(matrix)
+    table = comparison_table(result).set_index("treatment")
+    assert list(table.index) != list("wxyz")  # rows are in rank order, not column order
+    for row in "wxyz":
+        for column in "wxyz":
+            expected = 1.0 if row == column else result.pvalues.loc[row, column]
+            assert table.loc[row, f"p_vs_{column}"] == pytest.approx(expected), (row, column)
