@@ -118,12 +118,9 @@ class GenCache:
                     )
                     seconds[k] += time.perf_counter() - start
             elif gen == "kmedoids" and paper:  # the authors' alternating k-medoids, per k
-                for k in self.k_values:
-                    start = time.perf_counter()
-                    self.selected[(gen, position, k)] = _select_indices(
-                        samples, "kmedoids_alternate", k, seed
-                    )
-                    seconds[k] += time.perf_counter() - start
+                for k, (chosen, elapsed) in alternating_for_each_k(samples, self.k_values).items():
+                    self.selected[(gen, position, k)] = chosen
+                    seconds[k] += elapsed
             elif gen == "kmedoids":
                 medoids, setup, swaps = kmedoids_for_each_k(samples, self.k_values, seed)
                 for k, chosen in medoids.items():
@@ -221,11 +218,30 @@ def alternating_kmedoids(x: np.ndarray, k: int, max_iter: int = 300) -> np.ndarr
     package's ``alternating`` runs the same algorithm but not the same initialisation, and
     tests/test_gen.py checks the two agree from the same start.
     """
+    return alternating_for_each_k(x, [k], max_iter)[k][0]
+
+
+def alternating_for_each_k(
+    x: np.ndarray, k_values, max_iter: int = 300
+) -> dict[int, tuple[np.ndarray, float]]:
+    """:func:`alternating_kmedoids` for every k, sharing the distance matrix: per k the sorted
+    medoid indices (all samples where k >= their number) and the seconds it took, the distance
+    matrix counted for every k."""
     from sklearn.metrics import pairwise_distances
 
-    distances = pairwise_distances(x)
-    medoids = np.argpartition(distances.sum(axis=1), k - 1)[:k]
-    return np.sort(alternate_from(distances, medoids, max_iter))
+    start = time.perf_counter()
+    distances = pairwise_distances(x) if any(k < len(x) for k in k_values) else None
+    shared = time.perf_counter() - start
+    found = {}
+    for k in k_values:
+        start = time.perf_counter()
+        if k >= len(x):
+            chosen = np.arange(len(x))
+        else:
+            medoids = np.argpartition(distances.sum(axis=1), k - 1)[:k]
+            chosen = np.sort(alternate_from(distances, medoids, max_iter))
+        found[k] = (chosen, shared + time.perf_counter() - start)
+    return found
 
 
 def alternate_from(distances: np.ndarray, medoids: np.ndarray, max_iter: int = 300) -> np.ndarray:
