@@ -89,10 +89,17 @@ def test_every_stage_produces_its_outputs(finished_run):
         assert (comparison["n_groups"] == 4).all()
         assert (results / "cd_diagrams" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
         assert (results / "cd_diagrams" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
-    # Neither a few-shot nor a "d in 1" series in this config: three figures.
+    # Neither a few-shot nor a "d in 1" series in this config: four figures.
     assert sorted(path.name for path in (results / "figures").iterdir()) == [
-        f"{name}.{ext}" for name in ("gen_time", "gen_vs_k", "nc1") for ext in ("pdf", "png")
+        f"{name}.{ext}"
+        for name in ("gen_time", "gen_vs_k", "nc1", "nc1_vs_gain")
+        for ext in ("pdf", "png")
     ]
+    gain = pd.read_csv(results / "tables" / "nc1_vs_gain.csv")
+    assert set(gain["k"]) == {3}  # neither 5 nor 20 in this grid: its largest k
+    # 2 models x the one task on all train images (pairs is n-shot): too few points for a rank
+    # correlation, which says so with NaN rather than a number
+    assert len(gain) == 2 and gain["spearman_rho"].isna().all()
     gen_time = pd.read_csv(results / "tables" / "gen_time_summary.csv")
     assert set(gen_time["gen"]) == {"mean", "kmeans", "ls"} and (gen_time["n_groups"] == 4).all()
 
@@ -125,13 +132,15 @@ def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_r
         "summary",
         "comparison",
         "gen_time_summary",
+        "nc1_vs_gain",
         "figure",
         "all",
     }
     assert jobs["imprinting"] == 6
     dry_run = snakemake(workdir, "--dry-run", "--configfile", "tiny.yaml").stdout
     figures = set(re.findall(r"output: results/figures/(\w+)\.pdf", dry_run))
-    assert figures == {"gen_vs_k", "gen_time"}  # not nc1: NC1 does not depend on the grid
+    # not nc1: NC1 does not depend on the grid
+    assert figures == {"gen_vs_k", "gen_time", "nc1_vs_gain"}
 
     upstream = [
         *workdir.glob("results/embeddings/**/*.npz"),
@@ -161,7 +170,7 @@ def test_the_default_config_builds_its_dag(tmp_path):
     jobs = planned_jobs(tmp_path)
     assert jobs["imprinting"] == 2 * 9 * 3 and jobs["embeddings"] == 4
     assert jobs["comparison"] == 4 and jobs["nc1"] == 18
-    assert jobs["figure"] == 5  # gen_vs_k, few_shot, nc1, d_in_1, gen_time
+    assert jobs["figure"] == 6  # gen_vs_k, few_shot, nc1, nc1_vs_gain, d_in_1, gen_time
 
 
 def test_the_paper_config_builds_its_dag_offline(tmp_path):
@@ -356,14 +365,16 @@ def test_editing_library_code_also_reruns_what_depends_on_its_outputs(finished_r
     )
     table = result.stdout.split("Job stats:")[1].split("Reasons:")[0]
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
-    # the NC1 jobs, the NC1 table and summary, the figures that read them (nc1 only here)
+    # the NC1 jobs, the NC1 table and summary, the NC1-vs-gain table, the figures that read
+    # them (nc1 and nc1_vs_gain here)
     assert planned == {
         "nc1": "4",
         "collect_nc1": "1",
         "nc1_summary": "1",
-        "figure": "1",
+        "nc1_vs_gain": "1",
+        "figure": "2",
         "all": "1",
-        "total": "8",
+        "total": "10",
     }
 
 
