@@ -18,7 +18,7 @@ are processed in chunks sized to the device's memory; CUDA out-of-memory halves 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -116,6 +116,9 @@ def predict_all(
     p_class = torch.as_tensor(proxy_class[order], device=test.device, dtype=torch.int64)
     p_sq_norm = (p * p).sum(dim=1)
     p_scale = {"none": torch.ones_like(p_sq_norm), "l2": _inverse_norm(p_sq_norm)}
+    proxy_set = _ProxySet(
+        p, p_class, p_sq_norm, p_scale, n_classes, bool((counts == counts[0]).all())
+    )
     m_values = sorted({min(m, len(p)) for agg, m in variants if agg == "mnn"})
     has_max = any(agg == "max" for agg, _ in variants)
     rows = chunk_rows or max(1, test.max_chunk_elements() // max(len(p), 1))
@@ -128,19 +131,7 @@ def predict_all(
         stop = min(start + rows, len(test))
         try:
             chunk = _predict_chunk(
-                test,
-                start,
-                stop,
-                p,
-                p_class,
-                p_sq_norm,
-                p_scale,
-                n_classes,
-                bool((counts == counts[0]).all()),
-                has_max,
-                m_values,
-                proxy_norms,
-                test_norms,
+                test, start, stop, proxy_set, has_max, m_values, proxy_norms, test_norms
             )
         except torch.cuda.OutOfMemoryError:
             if rows == 1:
@@ -156,22 +147,21 @@ def predict_all(
     return {key: torch.cat(found) if found else empty for key, found in parts.items()}
 
 
-def _predict_chunk(
-    test,
-    start,
-    stop,
-    p,
-    p_class,
-    p_sq_norm,
-    p_scale,
-    n_classes,
-    equal_counts,
-    has_max,
-    m_values,
-    proxy_norms,
-    test_norms,
-):
+class _ProxySet(NamedTuple):
+    """One proxy set on the device, sorted by class, with what every chunk reuses."""
+
+    p: Any  # [P, d]
+    p_class: Any  # [P] class positions, ascending
+    p_sq_norm: Any  # [P] squared norms
+    p_scale: dict[str, Any]  # NORMpost rescaling -> per-proxy factor
+    n_classes: int
+    equal_counts: bool  # every class has as many proxies (class max by a reshape)
+
+
+def _predict_chunk(test, start, stop, proxy_set, has_max, m_values, proxy_norms, test_norms):
     import torch
+
+    p, p_class, p_sq_norm, p_scale, n_classes, equal_counts = proxy_set
 
     x = test.x[start:stop]
     product = x @ p.T
