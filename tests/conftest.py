@@ -1,4 +1,6 @@
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,38 @@ def workflow_rules(workdir: Path, configfile: Path | None = None) -> dict:
             workdir=workdir,
         )
         return {rule.name: rule for rule in workflow._workflow.rules}
+
+
+def snakemake_command(
+    *args: str, snakefile: Path = REPO / "Snakefile", cores: int | None = 2
+) -> list[str]:
+    """The command line of a Snakemake run of this workflow (or of a copy's ``snakefile``)."""
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(snakefile),
+        *(["--cores", str(cores)] if cores else []),
+        *args,
+    ]
+
+
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    snakefile: Path = REPO / "Snakefile",
+    env: dict | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``workdir``; with ``check``, a failure raises with its output."""
+    result = subprocess.run(
+        snakemake_command(*args, snakefile=snakefile),
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env=env,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-5000:]}\n{result.stderr[-5000:]}")
+    return result

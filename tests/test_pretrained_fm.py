@@ -7,15 +7,13 @@ weights by a wide margin under Qi et al.'s imprinting, and L2 NORMpost beats non
 imprinting. About a minute on 2 cores (embedding 1,400 images twice at 128x128)."""
 
 import gzip
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, write_config
+from tests.conftest import REPO, run_snakemake, write_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
@@ -77,20 +75,12 @@ def lite0_run(tmp_path_factory):
         },
     }
     write_config(workdir / "lite0.yaml", config)
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--cores",
-        "2",
+    run_snakemake(
+        workdir,
         "--configfile=lite0.yaml",
         "results/tables/imprinting.csv",
         "results/tables/nc1.csv",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    )
     return workdir
 
 

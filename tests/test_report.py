@@ -6,8 +6,6 @@ name: about a minute on 2 cores instead of the full default's two.
 """
 
 import re
-import subprocess
-import sys
 
 import matplotlib.image
 import pandas as pd
@@ -15,7 +13,7 @@ import pytest
 import yaml
 
 from imprint.figures import FIGURES
-from tests.conftest import REPO, write_config
+from tests.conftest import REPO, run_snakemake, write_config
 from tests.install_env import readme_install_env
 
 pytestmark = pytest.mark.workflow
@@ -27,23 +25,7 @@ DRAWN = sorted(set(FIGURES) - {"layers"})
 
 def snakemake(workdir, *args):
     """Snakemake as the README's install runs it: without the test extra's packages."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--cores",
-        "2",
-        "--configfile",
-        "default.yaml",
-        *args,
-    ]
-    result = subprocess.run(
-        command, capture_output=True, text=True, cwd=workdir, env=readme_install_env()
-    )
-    assert result.returncode == 0, f"snakemake failed:\n{result.stdout}\n{result.stderr}"
-    return result
+    return run_snakemake(workdir, "--configfile", "default.yaml", *args, env=readme_install_env())
 
 
 @pytest.fixture(scope="module")

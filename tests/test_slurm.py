@@ -5,13 +5,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
 from imprint.grid import Grid
-from tests.conftest import REPO, tiny_config, write_config
+from tests.conftest import REPO, snakemake_command, tiny_config, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -46,12 +45,7 @@ def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_pa
     config["embedding"] = {"gpus": 1}
     config["comparisons"] = {"gen": config["comparisons"]["gen"]}
     write_config(tmp_path / "slurm.yaml", config)
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
+    command = snakemake_command(
         "--profile",
         str(REPO / "profiles" / "slurm"),
         "--configfile",
@@ -82,7 +76,8 @@ def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_pa
         "results/tables/imprinting.csv",
         "results/tables/nc1.csv",
         "results/cd_diagrams/gen.pdf",
-    ]
+        cores=None,
+    )
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]

@@ -3,7 +3,6 @@
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,26 +10,10 @@ import pandas as pd
 import pytest
 
 from imprint.grid import RESULT_COLUMNS, Grid
-from tests.conftest import REPO, tiny_config, workflow_rules, write_config
+from tests.conftest import REPO, snakemake_command, tiny_config, workflow_rules, write_config
+from tests.conftest import run_snakemake as snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
@@ -214,17 +197,7 @@ def test_a_run_killed_during_imprinting_resumes_to_the_same_results(finished_run
     import time
 
     write_config(tmp_path / "tiny.yaml", tiny_config())
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--cores",
-        "1",
-        "--configfile",
-        "tiny.yaml",
-    ]
+    command = snakemake_command("--configfile", "tiny.yaml", cores=1)
     process = subprocess.Popen(
         command,
         cwd=tmp_path,
@@ -295,21 +268,8 @@ def rules_with_changed_params(repository: Path, workdir: Path) -> set[str]:
     """The rules whose jobs Snakemake plans to rerun because their own params changed (not only
     because their inputs will), from its per-file summary (`--list-changes params` would say it,
     but in Snakemake 9 it lists every output, changed or not)."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(repository / "Snakefile"),
-            "--configfile",
-            "tiny.yaml",
-            "--summary",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        check=True,
+    result = snakemake(
+        workdir, "--configfile", "tiny.yaml", "--summary", snakefile=repository / "Snakefile"
     )
     rows = [line.split("\t") for line in result.stdout.splitlines() if line.count("\t") == 5]
     assert rows[0] == ["output_file", "date", "rule", "log-file(s)", "status", "plan"]
@@ -346,22 +306,8 @@ def test_editing_library_code_also_reruns_what_depends_on_its_outputs(finished_r
     shutil.copytree(finished_run, workdir, symlinks=True)
     with open(repository / "imprint" / "nc.py", "a") as handle:
         handle.write("\n# an edit\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(repository / "Snakefile"),
-            "--cores",
-            "2",
-            "--configfile",
-            "tiny.yaml",
-            "--dry-run",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
+    result = snakemake(
+        workdir, "--configfile", "tiny.yaml", "--dry-run", snakefile=repository / "Snakefile"
     )
     table = result.stdout.split("Job stats:")[1].split("Reasons:")[0]
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
