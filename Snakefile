@@ -1,8 +1,9 @@
 """imprint-workflow: weight imprinting (GEN + NORM + AGG) on frozen foundation models.
 
 Stages, each cached on disk under results/: datasets -> models -> embeddings -> tasks ->
-imprinting -> nc1 -> statistics -> figures. See README.md; `snakemake --report report.html`
-after a run gathers every figure and table with its caption.
+imprinting -> nc1 -> statistics -> figures, and models -> low-shot (Qi et al.) -> figures.
+See README.md; `snakemake --report report.html` after a run gathers every figure and table
+with its caption.
 """
 
 from snakemake.utils import min_version
@@ -27,6 +28,7 @@ include: "workflow/rules/embeddings.smk"
 include: "workflow/rules/tasks.smk"
 include: "workflow/rules/imprinting.smk"
 include: "workflow/rules/nc1.smk"
+include: "workflow/rules/lowshot.smk"
 include: "workflow/rules/statistics.smk"
 include: "workflow/rules/figures.smk"
 

@@ -23,7 +23,17 @@ NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 #: Tables in results/tables/ that a comparison (results/tables/<name>.csv) must not overwrite.
 RESERVED_TABLES = frozenset(
-    {"imprinting", "summary", "nc1", "nc1_summary", "nc1_vs_gain", "gen_time", "gen_time_summary"}
+    {
+        "imprinting",
+        "summary",
+        "nc1",
+        "nc1_summary",
+        "nc1_vs_gain",
+        "gen_time",
+        "gen_time_summary",
+        "lowshot",
+        "lowshot_summary",
+    }
 )
 
 
@@ -53,7 +63,7 @@ def check_devices(config: Mapping[str, Any]) -> None:
     (Not part of :func:`check_config`: on a cluster the jobs run on other machines, and which
     executor runs them is only known once Snakemake starts executing.)
     """
-    for section in ("embedding", "imprinting"):
+    for section in ("embedding", "imprinting", "lowshot"):
         if config.get(section, {}).get("device") != "cuda":
             continue
         import torch
@@ -320,11 +330,103 @@ def check_config(
     for name, spec in config.get("comparisons", {}).items():
         _check_comparison(config, name, spec)
 
+    _check_lowshot(config, train_labels)
+
     figures = config.get("figures", {})
     for key, section in (("models", "models"), ("gen_vs_k_tasks", "tasks")):
         unknown = [item for item in figures.get(key, []) if item not in config[section]]
         if unknown:
             _fail(f"figures.{key}", f"{unknown} are not defined under '{section}'")
+
+
+def _check_lowshot(
+    config: Mapping[str, Any], train_labels: Callable[[str], np.ndarray | None] | None
+) -> None:
+    """Low-shot tasks: their models, dataset and classes exist and fit together, the largest n
+    fits every novel class, and the scope and methods suit every model."""
+    from imprint.lowshot import FINE_TUNABLE_SOURCES, lowshot_scope, task_base_classes, task_dataset
+
+    section = config.get("lowshot", {})
+    methods = section.get("methods", [])
+    for name, spec in section.get("tasks", {}).items():
+        key = f"lowshot.tasks.{name}"
+        datasets, bases = set(), set()
+        for model in spec["models"]:
+            if model not in config["models"]:
+                _fail(f"{key}.models", f"{model!r} is not defined under 'models'")
+            model_spec = config["models"][model]
+            source = model_spec["source"]
+            dataset = task_dataset(spec, model_spec)
+            if dataset is None:
+                _fail(f"{key}.dataset", f"needed: model {model!r} is not trained on a dataset")
+            datasets.add(dataset)
+            base = task_base_classes(spec, model_spec)
+            if not base:
+                _fail(f"{key}.base_classes", f"needed: model {model!r} has no base classes")
+            bases.add(tuple(base))
+            if source == "base_cnn" and (
+                dataset != model_spec["dataset"] or base != list(model_spec["base_classes"])
+            ):
+                _fail(
+                    f"{key}.base_classes",
+                    f"model {model!r} was trained on classes {model_spec['base_classes']} of "
+                    f"{model_spec['dataset']!r}; its low-shot base classes must be those",
+                )
+            scope = lowshot_scope(section["scope"], model_spec)
+            if scope == "full" and source not in FINE_TUNABLE_SOURCES:
+                _fail(
+                    "lowshot.scope",
+                    f"'full' fine-tuning needs a network; model {model!r} ({source}) has none "
+                    "(use 'head' or 'auto')",
+                )
+            if "imprint_aug" in methods and source == "precomputed":
+                _fail("lowshot.methods", f"imprint_aug needs images; model {model!r} has none")
+            if "all_class_joint" in methods and scope == "full" and source != "base_cnn":
+                _fail(
+                    "lowshot.methods",
+                    f"all_class_joint with 'full' scope trains from scratch, which only a "
+                    f"base_cnn can; model {model!r} is {source} (use scope 'head')",
+                )
+            n_classes = len(base) + len(spec["novel_classes"])
+            if section["batch_size"] < n_classes:
+                _fail(
+                    "lowshot.batch_size",
+                    f"{section['batch_size']} is less than the {n_classes} classes of task "
+                    f"{name!r}: mini-batches could not hold every class",
+                )
+        if len(datasets) > 1:
+            _fail(f"{key}.dataset", f"its models train on different datasets {sorted(datasets)}")
+        if len(bases) > 1:
+            _fail(f"{key}.base_classes", f"its models have different base classes {sorted(bases)}")
+        dataset = datasets.pop()
+        available = _class_ids(config, dataset, f"{key}.dataset")
+        overlap = sorted(set(base) & set(spec["novel_classes"]))
+        if overlap:
+            _fail(f"{key}.novel_classes", f"{overlap} are also base classes")
+        _check_classes(base, available, dataset, f"{key}.base_classes")
+        _check_classes(spec["novel_classes"], available, dataset, f"{key}.novel_classes")
+        labels = train_labels(dataset) if train_labels is not None else None
+        if labels is not None:
+            counts = {int(c): int((labels == c).sum()) for c in spec["novel_classes"]}
+            smallest = min(counts, key=counts.__getitem__)
+            if max(spec["n_shot"]) > counts[smallest]:
+                _fail(
+                    f"{key}.n_shot",
+                    f"{max(spec['n_shot'])} exceeds the {counts[smallest]} train examples of "
+                    f"novel class {smallest}",
+                )
+
+
+def lowshot_runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """Every (model, low-shot task, seed) job of a validated config."""
+    section = config.get("lowshot", {})
+    seeds = section.get("seeds") or config["seeds"]
+    return [
+        (model, task, seed)
+        for task, spec in sorted(section.get("tasks", {}).items())
+        for model in spec["models"]
+        for seed in seeds
+    ]
 
 
 def _check_levels(grid: Mapping[str, Any], key: str, factor: str, condition: Any) -> None:

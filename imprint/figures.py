@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from imprint.gen import GEN_METHODS
+from imprint.lowshot import TRAINED_METHODS
 from imprint.stats import GROUP, POSTHOC_TESTS, ComparisonResult
 
 NORMS = ["norm_pre", "norm_post", "norm_inf"]
@@ -94,6 +95,12 @@ def figure_plan(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     tasks = config["tasks"]
     grid = config["imprinting"]
     options = config.get("figures", {})
+    lowshot = config.get("lowshot", {})
+    lowshot_plan: dict[str, dict[str, Any]] = {}
+    if lowshot.get("tasks"):
+        lowshot_plan["lowshot"] = {}
+        if any(method in TRAINED_METHODS for method in lowshot["methods"]):
+            lowshot_plan["finetune_curves"] = {}
     models = options.get("models") or sorted(config["models"])
     plain = [
         task
@@ -105,6 +112,7 @@ def figure_plan(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         # NC1 is measured on the full train split, so n-shot tasks would repeat their source
         "nc1": {"models": models, "tasks": full_data or sorted(tasks)},
         "gen_time": {},
+        **lowshot_plan,
     }
     if "max" not in grid["agg"]:
         return plan
@@ -510,6 +518,99 @@ def plot_d_in_1(
     return fig
 
 
+#: Qi et al.'s names of the low-shot methods, for legends.
+LOWSHOT_LABELS = {
+    "rand_noft": "Rand-noFT",
+    "imprint": "Imprinting",
+    "imprint_aug": "Imprinting+Aug",
+    "rand_ft": "Rand+FT",
+    "imprint_ft": "Imprinting+FT",
+    "all_class_joint": "AllClassJoint",
+}
+LOWSHOT_METRICS = {"novel_accuracy": "novel classes", "all_accuracy": "all classes"}
+
+
+def _lowshot_colours() -> dict[str, Any]:
+    cycle = pyplot().get_cmap("tab10").colors
+    return {method: cycle[i] for i, method in enumerate(LOWSHOT_LABELS)}
+
+
+def plot_lowshot(lowshot_summary: pd.DataFrame) -> Any:
+    """Qi et al.'s Tables 1-2 as a figure: accuracy against n (examples per novel class) per
+    method, novel classes (left) and all classes (right), one row per (model, low-shot task);
+    means over seeds with ± one standard deviation bars, final epoch of the trained methods."""
+    groups = list(lowshot_summary.groupby(["model", "task", "scope", "init"], sort=True))
+    fig, axes = _grid(max(len(groups), 1), 2, width=3.8, height=2.9)
+    colours = _lowshot_colours()
+    for row, ((model, task, scope, init), rows) in enumerate(groups):
+        ns = sorted(rows["n_shot"].unique())
+        for column, (metric, label) in enumerate(LOWSHOT_METRICS.items()):
+            ax = axes[row, column]
+            for method in [m for m in LOWSHOT_LABELS if m in set(rows["method"])]:
+                own = rows[rows["method"] == method].sort_values("n_shot")
+                ax.errorbar(
+                    own["n_shot"],
+                    own[f"{metric}_mean"],
+                    yerr=own[f"{metric}_std"].fillna(0),
+                    color=colours[method],
+                    marker="o",
+                    markersize=3,
+                    capsize=2,
+                    label=LOWSHOT_LABELS[method],
+                )
+            _k_axis(ax, ns)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("n (examples per novel class)")
+            ax.set_ylabel(f"accuracy, {label}")
+            ax.set_title(f"{model} / {task} ({scope}, init {init})", fontsize=8)
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=6, fontsize=7)
+    fig.suptitle("Low-shot learning (Qi et al.): top-1 accuracy among all classes", fontsize=10)
+    return fig
+
+
+def plot_finetune_curves(lowshot: pd.DataFrame) -> Any:
+    """Qi et al.'s Figures 3-4: accuracy against fine-tuning epoch (0: before training) of the
+    methods that train, one column per n and one row per (model, low-shot task, metric);
+    means over seeds with ± one standard deviation bands."""
+    trained = lowshot[lowshot["epoch"].notna()]
+    groups = list(trained.groupby(["model", "task", "scope", "init"], sort=True))
+    ns = sorted(trained["n_shot"].unique())
+    rows_needed = max(len(groups) * len(LOWSHOT_METRICS), 1)
+    fig, axes = _grid(rows_needed, max(len(ns), 1), width=2.6, height=2.2)
+    colours = _lowshot_colours()
+    for g, ((model, task, scope, init), rows) in enumerate(groups):
+        where = f"{model} / {task} ({scope}, init {init})"
+        for m, (metric, label) in enumerate(LOWSHOT_METRICS.items()):
+            for column, n in enumerate(ns):
+                ax = axes[g * len(LOWSHOT_METRICS) + m, column]
+                for method in [x for x in LOWSHOT_LABELS if x in set(rows["method"])]:
+                    own = rows[(rows["method"] == method) & (rows["n_shot"] == n)]
+                    stats = own.groupby("epoch")[metric].agg(["mean", "std"]).fillna(0)
+                    epochs = stats.index.astype(int)
+                    ax.plot(
+                        epochs, stats["mean"], color=colours[method], label=LOWSHOT_LABELS[method]
+                    )
+                    ax.fill_between(
+                        epochs,
+                        stats["mean"] - stats["std"],
+                        stats["mean"] + stats["std"],
+                        color=colours[method],
+                        alpha=0.15,
+                    )
+                ax.set_ylim(0, 1)
+                ax.set_title(f"{where}, n = {n}", fontsize=7)
+                ax.set_xlabel("epoch")
+                if column == 0:
+                    ax.set_ylabel(f"accuracy, {label}")
+                ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7)
+    fig.suptitle("Fine-tuning curves (Qi et al., Figures 3-4)", fontsize=10)
+    return fig
+
+
 def plot_gen_time(summary: pd.DataFrame) -> Any:
     """GEN wall time per method and k across groups: bar = median, whiskers = min..max,
     diamond = mean (log scale)."""
@@ -666,6 +767,29 @@ accuracy per layer of Qi et al.'s imprinting (GEN mean) and of the IMPRINT paper
 with k = 20, or the largest k below it in the grid), both with L2 NORM everywhere and AGG max,
 and NC1 per layer. Points are means over the tasks ({tasks}) of the per-task mean over seeds,
 bars ± one standard deviation over tasks.""",
+    ),
+    "lowshot": Figure(
+        plot_lowshot,
+        {"lowshot_summary": "lowshot_summary"},
+        """\
+Low-shot learning as in Qi et al. (CVPR 2018): top-1 accuracy among all (base + novel) classes
+against n, the examples per novel class, for each configured method: Rand-noFT (random novel
+weights), Imprinting (normalised mean of normalised embeddings), Imprinting+Aug, Rand+FT and
+Imprinting+FT (fine-tuned from random / imprinted novel weights) and AllClassJoint (trained
+from scratch on the same data). Left: test examples of the novel classes (Qi et al.'s Table 1);
+right: of all classes (Table 2). Means over seeds, bars ± one standard deviation; fine-tuned
+methods at their final epoch. Qi et al. report Imprinting far above Rand-noFT, Imprinting+FT at
+or above Rand+FT for small n, and little gain from augmentation.""",
+    ),
+    "finetune_curves": Figure(
+        plot_finetune_curves,
+        {"lowshot": "lowshot"},
+        """\
+Accuracy per fine-tuning epoch (Qi et al.'s Figures 3–4) of the methods that train, one column
+per n: epoch 0 is before training (for Imprinting+FT, imprinting itself). Rows: novel-class and
+all-class accuracy per model and low-shot task. Lines are means over seeds, bands ± one
+standard deviation. Imprinting as the initialisation should start higher and stay at or above
+the random initialisation for small n.""",
     ),
     "gen_time": Figure(
         plot_gen_time,

@@ -97,13 +97,109 @@ class RawPixels:
         return to_tensor
 
 
-def small_cnn(in_channels: int, embedding_dim: int, n_classes: int):
-    """A small CNN for low-resolution images: conv features -> ``embedding_dim`` -> linear head.
+#: ``base_cnn``'s classifier heads: Qi et al.'s cosine classifier (the default) or a linear layer.
+CNN_HEADS = ("cosine", "linear")
+#: The cosine classifier's scale factor before training (Qi et al. learn it; 10 lets a softmax
+#: over cosines in [-1, 1] become confident from the first epoch).
+INITIAL_SCALE = 10.0
 
-    The embedding is the penultimate layer (after ReLU, like a ResNet's pooled features).
+
+@functools.cache
+def cosine_classifier_class():
+    """Qi et al.'s classifier as an ``nn.Module`` class (built once, on first use: importing
+    torch at module import would slow every job that never trains)."""
+    import torch
+    from torch import nn
+    from torch.nn import functional
+
+    class CosineClassifier(nn.Module):
+        """``scale * cos(w, x)`` per proxy with a learned ``scale`` and L2-normalised rows ``w``
+        and input ``x``; a class with several proxies scores the max over them (AGG max).
+
+        The weights are kept in blocks (``blocks[0]`` the base classes, later blocks appended
+        by :meth:`extended`), so that an optimiser can give imprinted weights their own
+        learning rate.
+        """
+
+        def __init__(self, weights, proxy_class, n_classes: int, scale: float = INITIAL_SCALE):
+            super().__init__()
+            self.blocks = nn.ParameterList([nn.Parameter(torch.as_tensor(weights).clone())])
+            self.register_buffer("proxy_class", torch.as_tensor(proxy_class, dtype=torch.long))
+            self.scale = nn.Parameter(torch.tensor(float(scale)))
+            self.n_classes = n_classes
+
+        @property
+        def weight(self):
+            return torch.cat(list(self.blocks)) if len(self.blocks) > 1 else self.blocks[0]
+
+        @property
+        def one_proxy_per_class(self) -> bool:
+            return len(self.proxy_class) == self.n_classes and bool(
+                (self.proxy_class == torch.arange(self.n_classes, device=self.proxy_class.device))
+                .all()
+                .item()
+            )
+
+        def forward(self, x):
+            cosines = functional.normalize(x, dim=1) @ functional.normalize(self.weight, dim=1).T
+            logits = self.scale * cosines
+            if self.one_proxy_per_class:
+                return logits
+            per_class = logits.new_full((len(x), self.n_classes), float("-inf"))
+            index = self.proxy_class.expand(len(x), -1)
+            return per_class.scatter_reduce(1, index, logits, reduce="amax")
+
+        def extended(self, weights, proxy_class, n_new_classes: int):
+            """A copy with ``weights`` (classes numbered from ``n_new_classes`` on by
+            ``proxy_class``, counted from 0) appended as a new block: imprinting."""
+            grown = CosineClassifier(
+                self.blocks[0].detach(),
+                self.proxy_class,
+                self.n_classes + n_new_classes,
+                float(self.scale.detach()),
+            )
+            for block in list(self.blocks)[1:]:
+                grown.blocks.append(nn.Parameter(block.detach().clone()))
+            new = torch.as_tensor(weights, dtype=grown.blocks[0].dtype)
+            grown.blocks.append(nn.Parameter(new.clone().to(grown.blocks[0].device)))
+            offset = torch.as_tensor(proxy_class, dtype=torch.long).to(self.proxy_class.device)
+            grown.proxy_class = torch.cat([self.proxy_class, self.n_classes + offset])
+            return grown
+
+    return CosineClassifier
+
+
+def cosine_classifier(weights, proxy_class, n_classes: int, scale: float = INITIAL_SCALE):
+    """A :func:`cosine_classifier_class` instance (see there)."""
+    return cosine_classifier_class()(weights, proxy_class, n_classes, scale)
+
+
+def random_unit_rows(n: int, dim: int, generator) -> Any:
+    """``n`` random directions in ``dim`` dimensions (Gaussian rows, L2-normalised): the
+    random initialisation of classifier weights."""
+    import torch
+
+    rows = torch.randn(n, dim, generator=generator)
+    return rows / rows.norm(dim=1, keepdim=True)
+
+
+def small_cnn(
+    in_channels: int, embedding_dim: int, n_classes: int, head: str = "cosine", seed: int = 0
+):
+    """A small CNN for low-resolution images: conv features -> ``embedding_dim`` -> classifier.
+
+    The embedding is the penultimate layer. With Qi et al.'s :func:`cosine_classifier`
+    (``head="cosine"``) it is a linear layer's output, L2-normalised inside the classifier (the
+    embedding stage exports it before that normalisation, so IMPRINT's NORM choices still
+    apply); not passed through a ReLU, whose non-negative outputs all lie in one orthant, where
+    cosines differ little and a small network trains slowly. With a linear head it is after a
+    ReLU, like a ResNet's pooled features.
     """
+    import torch
     from torch import nn
 
+    if head not in CNN_HEADS:
+        raise ValueError(f"unknown head {head!r}; expected one of {CNN_HEADS}")
     features = nn.Sequential(
         nn.Conv2d(in_channels, 32, 3, padding=1),
         nn.ReLU(),
@@ -115,9 +211,12 @@ def small_cnn(in_channels: int, embedding_dim: int, n_classes: int):
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(128, embedding_dim),
-        nn.ReLU(),
     )
-    return nn.Sequential(features, nn.Linear(embedding_dim, n_classes))
+    if head == "linear":
+        features.append(nn.ReLU())
+        return nn.Sequential(features, nn.Linear(embedding_dim, n_classes))
+    weights = random_unit_rows(n_classes, embedding_dim, torch.Generator().manual_seed(seed))
+    return nn.Sequential(features, cosine_classifier(weights, torch.arange(n_classes), n_classes))
 
 
 def train_base_cnn(
@@ -128,6 +227,7 @@ def train_base_cnn(
     learning_rate: float,
     batch_size: int,
     seed: int,
+    head: str = "cosine",
 ) -> tuple[Any, dict[str, Any]]:
     """Train :func:`small_cnn` on the base classes of ``training_data``; the same weights, bit
     for bit, for the same seed on the same software, whatever the machine's cores.
@@ -143,14 +243,21 @@ def train_base_cnn(
     torch.set_num_threads(1)
     try:
         return _train_base_cnn(
-            training_data, base_classes, embedding_dim, epochs, learning_rate, batch_size, seed
+            training_data,
+            base_classes,
+            embedding_dim,
+            epochs,
+            learning_rate,
+            batch_size,
+            seed,
+            head,
         )
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _train_base_cnn(
-    training_data, base_classes, embedding_dim, epochs, learning_rate, batch_size, seed
+    training_data, base_classes, embedding_dim, epochs, learning_rate, batch_size, seed, head
 ):
     import torch
     from torch.utils.data import DataLoader, Subset
@@ -165,7 +272,7 @@ def _train_base_cnn(
     targets = torch.as_tensor([relabel[int(c)] for c in labels[chosen]])
     subset = Subset(training_data, chosen.tolist())
     in_channels = subset[0][0].shape[0]
-    network = small_cnn(in_channels, embedding_dim, len(base_classes))
+    network = small_cnn(in_channels, embedding_dim, len(base_classes), head, seed)
     optimiser = torch.optim.Adam(network.parameters(), lr=learning_rate, weight_decay=5e-4)
     order = torch.Generator().manual_seed(seed)
     loader = DataLoader(range(len(subset)), batch_size=batch_size, shuffle=True, generator=order)
@@ -225,6 +332,7 @@ class BaseCNN:
             learning_rate=spec["learning_rate"],
             batch_size=spec["batch_size"],
             seed=spec["seed"],
+            head=spec.get("head", "cosine"),
         )
         if record["train_accuracy"] < 0.99:
             log.warning(
@@ -234,10 +342,19 @@ class BaseCNN:
         _save({"source": "base_cnn", "state_dict": network.state_dict(), **record}, out)
 
     def load(self, spec: Mapping[str, Any], path: Path):
+        return self.load_with_head(spec, path)[0].eval()  # without the head: the embedding
+
+    def load_with_head(self, spec: Mapping[str, Any], path: Path):
+        """The trained network, classifier included (``[0]`` the embedding, ``[1]`` the head)."""
         obj = _load(path, "base_cnn")
-        network = small_cnn(obj["in_channels"], spec["embedding_dim"], len(spec["base_classes"]))
+        network = small_cnn(
+            obj["in_channels"],
+            spec["embedding_dim"],
+            len(spec["base_classes"]),
+            spec.get("head", "cosine"),
+        )
         network.load_state_dict(obj["state_dict"])
-        return network[0].eval()  # drop the classification head: the embedding comes out
+        return network.eval()
 
     def preprocess(self, spec: Mapping[str, Any]):
         return to_tensor

@@ -234,8 +234,90 @@ def run_nc1(
     write_table(pd.DataFrame(rows), out)
 
 
+def run_lowshot(
+    model_spec: Mapping[str, Any],
+    model_file: str,
+    dataset_spec: Mapping[str, Any],
+    dataset_manifest: str,
+    embeddings: Mapping[str, str],
+    task_spec: Mapping[str, Any],
+    section: Mapping[str, Any],
+    model: str,
+    task: str,
+    seed: int,
+    out: str,
+) -> None:
+    """Qi et al.'s low-shot methods for one (model, low-shot task, seed); ``embeddings``: the
+    cached ``train`` and ``test`` embeddings (read by the ``head`` scope only)."""
+    from imprint.datasets import all_split_labels, split_images
+    from imprint.lowshot import (
+        LowShotData,
+        LowShotOptions,
+        lowshot_scope,
+        results_table,
+        run_seed,
+        task_base_classes,
+    )
+    from imprint.models import model_source, small_cnn
+
+    scope = lowshot_scope(section["scope"], model_spec)
+    options = LowShotOptions.from_config(section, scope, task_spec["n_shot"])
+    labels = all_split_labels(dataset_spec, dataset_manifest)
+    data = LowShotData(
+        base_classes=task_base_classes(task_spec, model_spec),
+        novel_classes=list(task_spec["novel_classes"]),
+        train_labels=labels["train"],
+        test_labels=labels["test"],
+    )
+    source = model_source(model_spec)
+    if model_spec["source"] == "base_cnn":
+        trained = source.load_with_head(model_spec, Path(model_file))
+        data.network = trained[0]
+        if model_spec.get("head", "cosine") == "cosine":
+            data.base_head = trained[1]
+        in_channels, dim = trained[0][0].in_channels, model_spec["embedding_dim"]
+        data.fresh_network = lambda: small_cnn(in_channels, dim, 1)[0]
+    elif scope == "full" or "imprint_aug" in options.methods:
+        data.network = source.load(model_spec, Path(model_file))
+    if data.network is not None:
+        preprocess = source.preprocess(model_spec)
+        data.train_images, data.test_images = (
+            split_images(dataset_spec, dataset_manifest, split, transform=preprocess)
+            for split in ("train", "test")
+        )
+    if scope == "head":
+        for split in ("train", "test"):
+            arrays = load_arrays(embeddings[split])
+            if not np.array_equal(arrays["labels"], labels[split]):
+                raise ValueError(f"{embeddings[split]}: labels differ from the dataset's {split}")
+            setattr(data, f"{split}_embeddings", arrays["embeddings"])
+    log.info(
+        "low-shot %s on %s, seed %d: scope %s, init %s, base %s, novel %s, n %s, methods %s",
+        task,
+        model,
+        seed,
+        scope,
+        options.init,
+        data.base_classes,
+        data.novel_classes,
+        list(options.n_shot),
+        list(options.methods),
+    )
+    start = time.perf_counter()
+    rows = run_seed(data, options, seed)
+    log.info("%d rows in %.2f s", len(rows), time.perf_counter() - start)
+    table = results_table(rows, model=model, task=task, seed=seed, scope=scope, init=options.init)
+    write_table(table, out)
+
+
+def run_lowshot_summary(lowshot_table: str, out: str) -> None:
+    from imprint.stats import lowshot_summary
+
+    write_table(lowshot_summary(read_table(lowshot_table)), out)
+
+
 def run_concat(tables: Sequence[str], out: str) -> None:
-    frames = [pd.read_csv(path) for path in tables]
+    frames = [read_table(path) for path in tables]
     write_table(pd.concat(frames, ignore_index=True), out)
 
 
@@ -252,9 +334,12 @@ def run_nc1_summary(nc1_table: str, out: str) -> None:
 
 
 def read_table(path: str) -> pd.DataFrame:
-    """A table from results/tables/, with k and m as nullable integers where present."""
+    """A table from results/, with k, m and epoch as nullable integers where present (empty
+    where they do not apply), so that they stay integers when written again."""
     header = pd.read_csv(path, nrows=0).columns
-    return pd.read_csv(path, dtype={column: "Int64" for column in ("k", "m") if column in header})
+    return pd.read_csv(
+        path, dtype={column: "Int64" for column in ("k", "m", "epoch") if column in header}
+    )
 
 
 def run_nc1_vs_gain(
@@ -314,13 +399,31 @@ def run_comparison(
     out_table: str,
     out_pdf: str,
     out_png: str,
+    out_paper_csv: str | None = None,
+    out_paper_tex: str | None = None,
 ) -> None:
+    """A comparison's Friedman + post-hoc table and CD diagram, and (with ``out_paper_*``) the
+    same comparison in the IMPRINT paper's table layout (:func:`imprint.stats.paper_table`)."""
     from imprint.figures import cd_diagram, save_figure
-    from imprint.stats import compare, comparison_matrix, comparison_table
+    from imprint.io import atomic_path
+    from imprint.stats import (
+        compare,
+        comparison_matrix,
+        comparison_table,
+        paper_table,
+        paper_table_latex,
+    )
 
-    matrix = comparison_matrix(read_table(results_table), name, spec)
+    results = read_table(results_table)
+    matrix = comparison_matrix(results, name, spec)
     result = compare(matrix, alpha, posthoc)
     log.info("comparison %s: %s", name, result.note)
     write_table(comparison_table(result), out_table)
     fig, _ = cd_diagram(result, spec.get("title", name), alpha)
     save_figure(fig, out_pdf, out_png)
+    if out_paper_csv is None or out_paper_tex is None:
+        return
+    table = paper_table(results, spec)
+    write_table(table, out_paper_csv)
+    with atomic_path(out_paper_tex) as tmp:
+        tmp.write_text(paper_table_latex(table, spec.get("title", name)))

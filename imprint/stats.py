@@ -272,6 +272,112 @@ def configuration_summary(results: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values(["mean_rank", *FACTORS], kind="stable").reset_index(drop=True)
 
 
+#: How the paper (and its authors' analysis notebook) heads the factors in its tables.
+PAPER_FACTOR_NAMES = {
+    "gen": "GEN",
+    "k": "k",
+    "norm_pre": "NORMpre",
+    "norm_post": "NORMpost",
+    "norm_inf": "NORMinf",
+    "agg": "AGG",
+    "m": "m",
+}
+
+
+def paper_table(results: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
+    """A comparison in the IMPRINT paper's table layout (its Table 1 and the tables of Figures
+    7-9), built as the authors' analysis notebook builds them.
+
+    Among every configuration that passes the comparison's ``where`` (and ``models`` /
+    ``tasks``), each one's median accuracy over seeds is ranked within each group, then
+    averaged over groups (:func:`configuration_summary`). One row per treatment: for compared
+    ``factors``, each level combination's configuration with the best mean rank over all
+    levels of the other factors, whose winning levels fill the remaining columns (the
+    notebook's "best in group"); for named ``configurations``, the best-ranked configuration
+    each filter selects. Unlike the CD comparison's ``best_of``, which takes the best level per
+    group, one configuration stands for a treatment in every group: the paper's choice.
+
+    Columns: ``description``, the compared factors, ``mean_rank``, ``mean_accuracy``,
+    ``std_accuracy`` and ``stderr_accuracy`` over groups, ``n_groups``, then the other factors.
+    Rows by mean rank (named configurations in the config's order).
+    """
+    for column in ("model", "task"):
+        if f"{column}s" in spec:
+            results = results[results[column].isin(spec[f"{column}s"])]
+    results = _select(results, spec.get("where", {}))
+    summary = configuration_summary(results)
+    summary["stderr_accuracy"] = summary["std_accuracy"] / np.sqrt(summary["n_groups"])
+    if "configurations" in spec:
+        compared: list[str] = []
+        rows = []
+        for label, configuration in spec["configurations"].items():
+            chosen = _select(summary, configuration)
+            if chosen.empty:
+                raise ValueError(f"configuration {label!r} selects no results")
+            rows.append(chosen.iloc[[0]].assign(description=label))  # summary is rank-sorted
+        table = pd.concat(rows, ignore_index=True)
+    else:
+        compared = list(spec["factors"])
+        table = summary.groupby(compared, dropna=False, sort=False).head(1)
+        table = table.assign(description="best in group").reset_index(drop=True)
+    others = [factor for factor in FACTORS if factor not in compared]
+    columns = [
+        "description",
+        *compared,
+        "mean_rank",
+        "mean_accuracy",
+        "std_accuracy",
+        "stderr_accuracy",
+        "n_groups",
+        *others,
+    ]
+    return table[columns].reset_index(drop=True)
+
+
+def paper_table_latex(table: pd.DataFrame, caption: str) -> str:
+    """:func:`paper_table` as a LaTeX ``table`` (booktabs rules), headed and rounded to two
+    decimals as in the paper, to set beside it."""
+    shown = table.rename(
+        columns={
+            **PAPER_FACTOR_NAMES,
+            "description": "Description",
+            "mean_rank": "Avg. Rank",
+            "mean_accuracy": "Avg. Acc.",
+            "std_accuracy": "Std",
+            "stderr_accuracy": "Stderr",
+            "n_groups": "Count",
+        }
+    )
+    shown = shown.astype({name: "object" for name in ("k", "m") if name in shown}).fillna("-")
+    text = [name for name in shown.columns if not pd.api.types.is_numeric_dtype(shown[name])]
+    return (
+        shown.style.hide(axis="index")
+        .format(precision=2)
+        .format_index(escape="latex", axis=1)
+        .format(escape="latex", subset=text)
+        .to_latex(hrules=True, caption=_latex_escape(caption), position="t")
+    )
+
+
+#: LaTeX's special characters: pandas escapes cells and headers, not the caption.
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(character, character) for character in text)
+
+
 def nc1_summary(nc1_rows: pd.DataFrame) -> pd.DataFrame:
     """NC1 per (model, task) and variant (where the table has one): mean and std over seeds."""
     keys = [*GROUP, *(["variant"] if "variant" in nc1_rows else [])]
@@ -369,3 +475,30 @@ def nc1_vs_gain(
     return (
         pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
     )
+
+
+def lowshot_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Qi et al.'s Tables 1-2 from a low-shot table: per (model, task, scope, init, method,
+    n_shot), the mean and standard deviation over seeds of the novel- and all-class accuracy,
+    at the final epoch for methods that train."""
+    from imprint.lowshot import LOWSHOT_METHODS
+
+    keys = ["model", "task", "scope", "init", "method", "n_shot"]
+    final = results.groupby(keys + ["seed"], dropna=False)["epoch"].transform("max")
+    last = results[results["epoch"].isna() | (results["epoch"] == final)]
+    summary = (
+        last.groupby(keys)
+        .agg(
+            novel_accuracy_mean=("novel_accuracy", "mean"),
+            novel_accuracy_std=("novel_accuracy", "std"),
+            all_accuracy_mean=("all_accuracy", "mean"),
+            all_accuracy_std=("all_accuracy", "std"),
+            epoch=("epoch", "max"),
+            n_seeds=("seed", "nunique"),
+        )
+        .reset_index()
+    )
+    order = {method: position for position, method in enumerate(LOWSHOT_METHODS)}
+    summary["method_order"] = summary["method"].map(order)
+    summary = summary.sort_values(["model", "task", "scope", "init", "method_order", "n_shot"])
+    return summary.drop(columns="method_order").reset_index(drop=True)

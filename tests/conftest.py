@@ -40,6 +40,23 @@ def tiny_config() -> dict:
             "m": [1, 3],
         },
         "nc1": {"variants": ["papyan", "imprint_code"]},
+        # the CNN fine-tuned whole (scope auto: full), the pixels' classifier alone (head)
+        "lowshot": {
+            "tasks": {
+                "digits": {
+                    "models": ["cnn", "pixels"],
+                    "dataset": "digits",
+                    "base_classes": [0, 1, 2, 3, 4],
+                    "novel_classes": [5, 6, 7, 8, 9],
+                    "n_shot": [1, 3],
+                }
+            },
+            "seeds": [0],
+            "epochs": 1,
+            "joint_epochs": 1,
+            "base_epochs": 2,
+            "augmentation": {"copies": 2},
+        },
         "comparisons": {
             "gen": {"factors": ["gen", "k"], "where": {"agg": ["max"]}, "best_of": ["norm_post"]},
             "norm": {"factors": ["norm_post"], "where": {"gen": ["mean"], "agg": ["max"]}},

@@ -58,6 +58,7 @@ def test_base_cnn_trains_on_base_classes_and_embeds_without_its_head(tmp_path, d
         "learning_rate": 0.003,
         "batch_size": 64,
         "seed": 0,
+        "head": "linear",
     }
     source = model_source(spec)
     training = split_images(DIGITS, digits_manifest, "train")
@@ -75,6 +76,38 @@ def test_base_cnn_trains_on_base_classes_and_embeds_without_its_head(tmp_path, d
     again = torch.load(tmp_path / "again.pt", weights_only=True)["state_dict"]
     for name, tensor in record["state_dict"].items():
         assert torch.equal(tensor, again[name]), name
+
+
+def test_the_default_base_cnn_is_qis_cosine_classifier_with_a_learnt_scale(
+    tmp_path, digits_manifest
+):
+    spec = {
+        "source": "base_cnn",
+        "dataset": "digits",
+        "base_classes": [0, 1, 2],
+        "embedding_dim": 16,
+        "epochs": 30,
+        "learning_rate": 0.001,
+        "batch_size": 64,
+        "seed": 0,
+    }
+    source = model_source(spec)
+    training = split_images(DIGITS, digits_manifest, "train")
+    source.prepare(spec, tmp_path / "cnn.pt", training, threads=1)
+    record = torch.load(tmp_path / "cnn.pt", weights_only=True)
+    assert record["train_accuracy"] > 0.95
+    assert record["state_dict"]["1.scale"] != 10.0  # learnt from its initial value
+    network = source.load_with_head(spec, tmp_path / "cnn.pt")
+    embeddings, _ = extract_embeddings(network[0], training, progress=False)
+    # The embedding the cosine head normalises: signed, not a ReLU's output.
+    assert embeddings.shape == (len(training), 16) and (embeddings < 0).any()
+    with torch.inference_mode():
+        x = torch.as_tensor(embeddings[:5])
+        cosines = (
+            torch.nn.functional.normalize(x, dim=1)
+            @ torch.nn.functional.normalize(network[1].weight, dim=1).T
+        )
+        torch.testing.assert_close(network[1](x), network[1].scale * cosines)
 
 
 def test_a_model_file_of_the_wrong_kind_is_refused(tmp_path):

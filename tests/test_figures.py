@@ -15,7 +15,7 @@ from imprint.figures import (
     figure_plan,
     save_figure,
 )
-from imprint.stats import gen_time_summary, nc1_vs_gain
+from imprint.stats import gen_time_summary, lowshot_summary, nc1_vs_gain
 from tests.conftest import REPO, SCHEMA
 
 TASKS = {
@@ -66,10 +66,19 @@ def test_the_paper_config_draws_the_papers_series():
 
 def test_figures_that_need_agg_max_or_kmeans_are_left_out_without_them():
     config = shipped("config.yaml")
+    lowshot = {"lowshot", "finetune_curves"}  # they read the low-shot tables, not the grid
     config["imprinting"]["gen"] = ["mean", "ls"]
-    assert set(figure_plan(config)) == {"nc1", "gen_time", "gen_vs_k"}
+    assert set(figure_plan(config)) == {"nc1", "gen_time", "gen_vs_k", *lowshot}
     config["imprinting"]["agg"] = ["mnn"]
-    assert set(figure_plan(config)) == {"nc1", "gen_time"}
+    assert set(figure_plan(config)) == {"nc1", "gen_time", *lowshot}
+
+
+def test_the_lowshot_figures_are_planned_for_lowshot_tasks_and_curves_for_trained_methods():
+    config = shipped("config.yaml")
+    config["lowshot"]["methods"] = ["rand_noft", "imprint"]
+    assert "lowshot" in figure_plan(config) and "finetune_curves" not in figure_plan(config)
+    config["lowshot"]["tasks"] = {}
+    assert not {"lowshot", "finetune_curves"} & set(figure_plan(config))
 
 
 def test_best_norm_picks_the_best_mean_and_reports_its_spread():
@@ -147,7 +156,38 @@ def synthetic_tables():
         .assign(gen_time_s=lambda frame: rng.uniform(1e-4, 1e-1, len(frame)))
     )
     table = nc1_vs_gain(results, nc1, [5, 20], list(TASKS))
-    return {"results": results, "nc1": nc1, "summary": gen_time_summary(timing), "table": table}
+    lowshot = synthetic_lowshot(rng)
+    return {
+        "results": results,
+        "nc1": nc1,
+        "summary": gen_time_summary(timing),
+        "table": table,
+        "lowshot": lowshot,
+        "lowshot_summary": lowshot_summary(lowshot),
+    }
+
+
+def synthetic_lowshot(rng):
+    rows = []
+    for seed, n, method in itertools.product([0, 1], [1, 5], ["imprint", "rand_ft", "imprint_ft"]):
+        epochs = [pd.NA] if method == "imprint" else [0, 1, 2]
+        for epoch in epochs:
+            novel, overall = rng.uniform(0.2, 0.9, 2)
+            rows.append(
+                dict(
+                    model="m1",
+                    task="t",
+                    seed=seed,
+                    scope="head",
+                    init="mean",
+                    n_shot=n,
+                    method=method,
+                    epoch=epoch,
+                    novel_accuracy=novel,
+                    all_accuracy=overall,
+                )
+            )
+    return pd.DataFrame(rows).astype({"epoch": "Int64"})
 
 
 @pytest.mark.parametrize("figure", sorted(FIGURES))
@@ -167,6 +207,7 @@ def test_every_figure_is_written_as_a_valid_pdf_and_png(figure, tmp_path):
             "norm_post": ["none", "l2"],
             "norm_inf": ["l2"],
         },
+        "lowshot": {"tasks": {"t": {}}, "methods": ["imprint", "rand_ft", "imprint_ft"]},
     }
     options = figure_plan(config)[figure]
     plot, tables = FIGURES[figure].plot, FIGURES[figure].tables

@@ -12,7 +12,8 @@ from imprint.datasets import DATASET_SOURCES, TorchvisionDataset
 from imprint.devices import DEVICES, DTYPES
 from imprint.gen import COMPAT_MODES, GEN_METHODS
 from imprint.grid import FACTORS
-from imprint.models import MODEL_SOURCES
+from imprint.lowshot import INIT_GENS, LOWSHOT_METHODS, SCOPES, LowShotOptions
+from imprint.models import CNN_HEADS, MODEL_SOURCES
 from imprint.nc import NC1_VARIANTS
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE
 from imprint.stats import POSTHOC_TESTS
@@ -46,11 +47,46 @@ def test_the_schemas_factor_levels_are_the_librarys(name, library):
         ("imprinting", "compat", COMPAT_MODES),
         ("embedding", "device", DEVICES),
         ("nc1", "variants", NC1_VARIANTS),
+        ("lowshot", "methods", LOWSHOT_METHODS),
+        ("lowshot", "scope", ("auto", *SCOPES)),
+        ("lowshot", "device", DEVICES),
     ],
 )
 def test_the_schemas_engine_settings_are_the_librarys(section, key, library):
     setting = PROPERTIES[section]["properties"][key]
     assert setting.get("enum", setting.get("items", {}).get("enum")) == list(library)
+
+
+def test_the_schemas_lowshot_defaults_and_choices_are_the_librarys():
+    lowshot = PROPERTIES["lowshot"]["properties"]
+    assert lowshot["methods"]["default"] == list(LOWSHOT_METHODS)
+    assert lowshot["init"]["properties"]["gen"]["enum"] == list(INIT_GENS)
+    base_cnn = next(
+        rule["then"]["properties"]
+        for rule in PROPERTIES["models"]["allOf"][1]["additionalProperties"]["allOf"]
+        if rule["if"]["properties"]["source"]["const"] == "base_cnn"
+    )
+    assert base_cnn["head"]["enum"] == list(CNN_HEADS)
+    # the library's defaults (LowShotOptions) are the schema's
+    defaults = LowShotOptions()
+    for key in (
+        "epochs",
+        "joint_epochs",
+        "base_epochs",
+        "learning_rate",
+        "new_weight_multiplier",
+        "batch_size",
+        "momentum",
+        "weight_decay",
+        "num_workers",
+    ):
+        assert getattr(defaults, key) == lowshot[key]["default"], key
+    for key in ("shift", "flip", "copies"):
+        assert getattr(defaults, key) == lowshot["augmentation"]["properties"][key]["default"]
+    init = lowshot["init"]["properties"]
+    assert (defaults.init_gen, defaults.init_k) == (init["gen"]["default"], init["k"]["default"])
+    task = lowshot["tasks"]["additionalProperties"]["properties"]
+    assert list(defaults.n_shot) == task["n_shot"]["default"]
 
 
 def test_the_schemas_name_pattern_is_the_librarys():

@@ -81,10 +81,22 @@ def test_every_comparison_of_the_offline_default_has_its_table_and_diagram(defau
 def test_the_readmes_neural_collapse_directions_hold(default_run):
     nc1 = pd.read_csv(default_run / "results" / "tables" / "nc1_summary.csv")
     nc1 = nc1[(nc1["model"] == "cnn") & (nc1["variant"] == "papyan")].set_index("task")["nc1"]
-    assert nc1["base"] < 0.5 < 5 < nc1["novel"]  # base classes collapsed, novel ones not
+    assert nc1["base"] < 0.5 < 2 < nc1["novel"]  # base classes collapsed, novel ones not
     assert nc1["1in1"] < nc1["2in1"] < nc1["5in1"]  # merging d classes per label: NC1 grows
     gain = pd.read_csv(default_run / "results" / "tables" / "nc1_vs_gain.csv")
     assert (gain["spearman_rho"] > 0.3).all()  # more proxies help more where NC1 is higher
+
+
+def test_the_readmes_lowshot_directions_hold(default_run):
+    summary = pd.read_csv(default_run / "results" / "tables" / "lowshot_summary.csv")
+    novel = summary.pivot(index="n_shot", columns="method", values="novel_accuracy_mean")
+    overall = summary.pivot(index="n_shot", columns="method", values="all_accuracy_mean")
+    assert list(novel.index) == [1, 2, 5, 10, 20]
+    # Imprinting >> Rand-noFT: random novel weights never beat the trained base weights
+    assert (novel["imprint"] > 0.3).all() and (novel["rand_noft"] < 0.05).all()
+    # fine-tuning (either start) and AllClassJoint raise all-class accuracy over imprinting
+    for method in ("rand_ft", "imprint_ft", "all_class_joint"):
+        assert overall.loc[20, method] > overall.loc[20, "imprint"] + 0.1, method
 
 
 def test_the_report_holds_every_figure_and_table_with_its_caption(default_run):
@@ -96,7 +108,9 @@ def test_the_report_holds_every_figure_and_table_with_its_caption(default_run):
     assert {f"{name}.png" for name in comparisons} | {
         f"{name}.csv" for name in comparisons
     } <= embedded
-    assert {"summary.csv", "nc1_summary.csv", "gen_time_summary.csv"} <= embedded
+    assert {"summary.csv", "nc1_summary.csv", "gen_time_summary.csv", "lowshot_summary.csv"} <= (
+        embedded
+    )
     # Captions are rendered from the config: the named configurations, the test used.
     assert "Janson et al.: norm_pre=none, gen=mean, norm_post=none" in report
     assert "Nemenyi test (Demšar, 2006" in report or "Nemenyi test (Dem\\u0161ar, 2006" in report

@@ -15,6 +15,8 @@ from imprint.stats import (
     gen_time_summary,
     nc1_vs_gain,
     nemenyi_critical_difference,
+    paper_table,
+    paper_table_latex,
     treatment_label,
     wilcoxon_holm,
 )
@@ -402,3 +404,84 @@ def test_the_comparison_tables_p_value_columns_line_up_with_its_rows():
         for column in "wxyz":
             expected = 1.0 if row == column else result.pvalues.loc[row, column]
             assert table.loc[row, f"p_vs_{column}"] == pytest.approx(expected), (row, column)
+
+
+def paper_results() -> pd.DataFrame:
+    """Two groups; per group the best GEN for NORMpre none differs (mean in g1, kmeans in g2),
+    but mean has the better mean rank over both."""
+    accuracy = {
+        ("g1", "none", "mean"): 0.9,
+        ("g1", "none", "kmeans"): 0.5,
+        ("g1", "l2", "mean"): 0.7,
+        ("g1", "l2", "kmeans"): 0.8,
+        ("g2", "none", "mean"): 0.4,
+        ("g2", "none", "kmeans"): 0.6,
+        ("g2", "l2", "mean"): 0.75,
+        ("g2", "l2", "kmeans"): 0.3,
+    }
+    rows = [
+        dict(
+            model="m",
+            task=task,
+            seed=seed,
+            gen=gen,
+            k=5 if gen == "kmeans" else pd.NA,
+            norm_pre=pre,
+            norm_post="l2",
+            norm_inf="l2",
+            agg="max",
+            m=pd.NA,
+            n_proxies=1,
+            accuracy=value + (0.01 if seed else -0.01),  # the median over seeds is the value
+        )
+        for (task, pre, gen), value in accuracy.items()
+        for seed in (0, 1)
+    ]
+    return pd.DataFrame(rows).astype({"k": "Int64", "m": "Int64"})
+
+
+def test_the_paper_table_takes_per_row_the_configuration_with_the_best_mean_rank():
+    table = paper_table(paper_results(), {"factors": ["norm_pre"], "best_of": ["gen", "k"]})
+    assert list(table.columns[:8]) == [
+        "description",
+        "norm_pre",
+        "mean_rank",
+        "mean_accuracy",
+        "std_accuracy",
+        "stderr_accuracy",
+        "n_groups",
+        "gen",
+    ]
+    # ranks in g1: none/mean 1, l2/kmeans 2, l2/mean 3, none/kmeans 4; in g2: l2/mean 1,
+    # none/kmeans 2, none/mean 3, l2/kmeans 4
+    row = table.set_index("norm_pre").loc["none"]
+    assert row["gen"] == "mean" and row["mean_rank"] == 2.0  # not g2's per-group best, kmeans
+    assert row["mean_accuracy"] == pytest.approx(0.65)
+    assert row["std_accuracy"] == pytest.approx(np.std([0.9, 0.4], ddof=1))
+    assert row["stderr_accuracy"] == pytest.approx(np.std([0.9, 0.4], ddof=1) / np.sqrt(2))
+    assert row["n_groups"] == 2 and row["description"] == "best in group"
+    assert table.set_index("norm_pre").loc["l2", "gen"] == "mean"
+    assert list(table["norm_pre"]) == ["l2", "none"]  # by mean rank (tied: factor order)
+
+
+def test_the_paper_table_of_named_configurations_keeps_their_order_and_best_match():
+    spec = {
+        "configurations": {
+            "any k-means": {"gen": "kmeans"},
+            "Qi et al.": {"gen": "mean", "norm_pre": "l2"},
+        }
+    }
+    table = paper_table(paper_results(), spec)
+    assert list(table["description"]) == ["any k-means", "Qi et al."]
+    # k-means: l2 (ranks 2, 4) and none (4, 2) tie at 3.0; the factor order breaks the tie
+    assert table.loc[0, "mean_rank"] == 3.0 and table.loc[0, "norm_pre"] == "l2"
+    assert table.loc[1, "mean_accuracy"] == pytest.approx((0.7 + 0.75) / 2)
+
+
+def test_the_paper_tables_latex_has_the_papers_headers_and_two_decimals():
+    table = paper_table(paper_results(), {"factors": ["norm_pre"], "best_of": ["gen", "k"]})
+    latex = paper_table_latex(table, "NORM_pre & co")
+    assert "\\caption{NORM\\_pre \\& co}" in latex
+    assert "Description & NORMpre & Avg. Rank & Avg. Acc. & Std & Stderr & Count & GEN" in latex
+    assert "best in group & none & 2.00 & 0.65 &" in latex
+    assert "\\toprule" in latex and "\\bottomrule" in latex

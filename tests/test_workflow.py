@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from imprint.grid import RESULT_COLUMNS, Grid
+from imprint.lowshot import COLUMNS
 from tests.conftest import REPO, snakemake_command, tiny_config, workflow_rules, write_config
 from tests.conftest import run_snakemake as snakemake
 
@@ -72,12 +73,25 @@ def test_every_stage_produces_its_outputs(finished_run):
         assert (comparison["n_groups"] == 4).all()
         assert (results / "cd_diagrams" / f"{name}.pdf").read_bytes().startswith(b"%PDF")
         assert (results / "cd_diagrams" / f"{name}.png").read_bytes().startswith(b"\x89PNG")
-    # Neither a few-shot nor a "d in 1" series in this config: four figures.
+        paper = pd.read_csv(results / "paper_tables" / f"{name}.csv")
+        assert len(paper) == len(treatments) and (paper["n_groups"] == 4).all()
+        latex = (results / "paper_tables" / f"{name}.tex").read_text()
+        assert latex.count("best in group") == len(treatments) and "Avg. Rank" in latex
+    # Neither a few-shot nor a "d in 1" series in this config: six figures.
     assert sorted(path.name for path in (results / "figures").iterdir()) == [
         f"{name}.{ext}"
-        for name in ("gen_time", "gen_vs_k", "nc1", "nc1_vs_gain")
+        for name in ("finetune_curves", "gen_time", "gen_vs_k", "lowshot", "nc1", "nc1_vs_gain")
         for ext in ("pdf", "png")
     ]
+    lowshot = pd.read_csv(results / "tables" / "lowshot.csv", dtype={"epoch": "Int64"})
+    assert list(lowshot.columns) == list(COLUMNS)
+    assert dict(lowshot.groupby("model")["scope"].first()) == {"cnn": "full", "pixels": "head"}
+    # per model and n: 3 untrained rows, 3 trained methods at epochs 0 and 1
+    assert len(lowshot) == 2 * 2 * (3 + 3 * 2)
+    assert set(lowshot.loc[lowshot["method"] == "imprint", "epoch"].isna()) == {True}
+    assert lowshot[["novel_accuracy", "all_accuracy"]].stack().between(0, 1).all()
+    lowshot_summary = pd.read_csv(results / "tables" / "lowshot_summary.csv")
+    assert len(lowshot_summary) == 2 * 2 * 6 and (lowshot_summary["n_seeds"] == 1).all()
     gain = pd.read_csv(results / "tables" / "nc1_vs_gain.csv")
     assert set(gain["k"]) == {3}  # neither 5 nor 20 in this grid: its largest k
     # 2 models x the one task on all train images (pairs is n-shot): too few points for a rank
@@ -138,6 +152,22 @@ def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_r
     assert set(agg["treatment"]) == {"max", "mnn m=1", "mnn m=2"}
 
 
+def test_changing_the_lowshot_section_reruns_only_the_lowshot_stage(finished_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    config = tiny_config()
+    config["lowshot"]["epochs"] = 2
+    write_config(workdir / "tiny.yaml", config)
+    jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
+    assert jobs == {
+        "lowshot": 2,  # (cnn, pixels) x seed 0
+        "collect_lowshot": 1,
+        "lowshot_summary": 1,
+        "figure": 2,  # lowshot and finetune_curves
+        "all": 1,
+    }
+
+
 def test_a_bad_config_stops_before_any_job_with_the_key_named(tmp_path):
     config = tiny_config()
     config["imprinting"]["gen"] = ["mean", "k-means"]
@@ -153,7 +183,9 @@ def test_the_default_config_builds_its_dag(tmp_path):
     jobs = planned_jobs(tmp_path)
     assert jobs["imprinting"] == 2 * 9 * 3 and jobs["embeddings"] == 4
     assert jobs["comparison"] == 4 and jobs["nc1"] == 18
-    assert jobs["figure"] == 6  # gen_vs_k, few_shot, nc1, nc1_vs_gain, d_in_1, gen_time
+    # gen_vs_k, few_shot, nc1, nc1_vs_gain, d_in_1, gen_time, lowshot, finetune_curves
+    assert jobs["figure"] == 8
+    assert jobs["lowshot"] == 3 and jobs["lowshot_summary"] == 1  # the CNN x 3 seeds
 
 
 def test_the_paper_config_builds_its_dag_offline(tmp_path):
@@ -161,6 +193,8 @@ def test_the_paper_config_builds_its_dag_offline(tmp_path):
     # 4 FMs x (12 main tasks x 3 seeds + 4 digit domains x 3 + 36 few-shot x 5 + 10 d-in-1 x 10)
     assert jobs["imprinting"] == 4 * (12 * 3 + 4 * 3 + 36 * 5 + 10 * 10)
     assert jobs["embeddings"] == 4 * 8 * 2 and jobs["dataset"] == 8 and jobs["model"] == 4
+    # gen, norm, norm_pre_inf and norm_post (Table 1 / Figure 7), agg, methods
+    assert jobs["comparison"] == 6
 
 
 # Every output but the GEN timings (a measurement of the machine) and what is drawn from them.
@@ -382,6 +416,15 @@ def test_the_modern_fm_config_builds_its_dag_offline(tmp_path):
     assert jobs["model"] == 4 and jobs["comparison"] == 4
 
 
+def test_the_qi_config_builds_its_dag_offline(tmp_path):
+    jobs = planned_jobs(tmp_path, "--configfile", str(REPO / "configs" / "qi.yaml"))
+    assert jobs["lowshot"] == 2 * 5  # (resnet50, vit_b_16) x 5 seeds
+    assert jobs["embeddings"] == 2 * 2  # the head scope reads cached embeddings
+    assert jobs["collect_lowshot"] == jobs["lowshot_summary"] == 1
+    outputs = planned_outputs(tmp_path, "--configfile", str(REPO / "configs" / "qi.yaml"))
+    assert "results/figures/finetune_curves.pdf" in outputs
+
+
 def planned_outputs(workdir: Path, *args: str) -> list[str]:
     """The output files of the jobs a dry run plans."""
     output = snakemake(workdir, "--dry-run", *args).stdout
@@ -412,6 +455,7 @@ def test_changing_a_checkpoint_file_reruns_that_fm_and_nothing_else(tmp_path):
         },
     }
     config["tasks"] = {"novel": config["tasks"]["novel"]}
+    del config["lowshot"]  # its models are gone
     config["seeds"] = [0]
     write_config(tmp_path / "fm.yaml", config)
     targets = ["results/tables/imprinting.csv", "--configfile", "fm.yaml"]
@@ -451,6 +495,7 @@ def test_precomputed_embeddings_run_through_tasks_imprinting_and_nc1(tmp_path):
     config["models"] = {"raw": {"source": "precomputed"}, "squared": {"source": "precomputed"}}
     config["tasks"] = {"novel": {"dataset": "feats", "classes": [5, 6, 7, 8, 9]}}
     config["seeds"] = [0]
+    del config["lowshot"]  # its models are gone
     write_config(tmp_path / "pre.yaml", config)
     snakemake(
         tmp_path,

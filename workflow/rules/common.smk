@@ -24,6 +24,7 @@ from imprint.config import (
     ConfigError,
     check_config,
     check_devices,
+    lowshot_runs,
     model_lambda,
     task_seeds,
     validate_config,
@@ -31,6 +32,7 @@ from imprint.config import (
 from imprint.datasets import dataset_input_files, dataset_source, train_labels_if_known
 from imprint.figures import FIGURES, figure_caption, figure_plan
 from imprint.io import files_size_mb
+from imprint.lowshot import lowshot_scope, task_dataset as lowshot_task_dataset
 from imprint.models import model_input_files, model_source
 
 # Before any job runs: the JSON schema (filling its defaults), then cross-references and facts
@@ -138,6 +140,28 @@ def nc1_tables():
     return expand("results/nc1/{model}/{task}.csv", model=MODELS, task=TASKS)
 
 
+def lowshot_tables():
+    return [
+        f"results/lowshot/{model}/{task}/seed{seed}.csv"
+        for model, task, seed in lowshot_runs(config)
+    ]
+
+
+def lowshot_dataset(task, model):
+    return lowshot_task_dataset(config["lowshot"]["tasks"][task], config["models"][model])
+
+
+def lowshot_inputs(wc):
+    """A low-shot job's model and dataset, and for the 'head' scope the cached embeddings."""
+    dataset = lowshot_dataset(wc.task, wc.model)
+    inputs = {"model": f"results/models/{wc.model}.pt", "dataset": dataset_manifest(dataset)}
+    if lowshot_scope(config["lowshot"]["scope"], config["models"][wc.model]) == "head":
+        inputs.update(
+            {split: embeddings_file(wc.model, dataset, split) for split in ("train", "test")}
+        )
+    return inputs
+
+
 def code(script):
     """A rule's ``code`` param: a hash of its script in scripts/ and of the library code that the
     script can run (imprint.codehash), so that editing that code reruns the rule."""
@@ -184,5 +208,13 @@ def final_outputs():
         *expand(
             "results/cd_diagrams/{comparison}.{ext}", comparison=COMPARISONS, ext=["pdf", "png"]
         ),
+        *expand(
+            "results/paper_tables/{comparison}.{ext}", comparison=COMPARISONS, ext=["csv", "tex"]
+        ),
         *expand("results/figures/{figure}.{ext}", figure=FIGURE_PLAN, ext=["pdf", "png"]),
+        *(
+            ["results/tables/lowshot.csv", "results/tables/lowshot_summary.csv"]
+            if lowshot_runs(config)
+            else []
+        ),
     ]

@@ -1,0 +1,70 @@
+# Qi et al.'s low-shot learning (imprint.lowshot): one job per (model, low-shot task, seed).
+
+
+localrules:
+    collect_lowshot,
+    lowshot_summary,
+
+
+rule lowshot:
+    """Rand-noFT, Imprinting(+Aug), Rand+FT, Imprinting+FT and AllClassJoint for every n."""
+    input:
+        unpack(lowshot_inputs),
+    output:
+        "results/lowshot/{model}/{task}/seed{seed}.csv",
+    log:
+        "results/logs/lowshot/{model}/{task}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/lowshot/{model}/{task}/seed{seed}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        # the images of a split are kept in memory up to 1 GiB (imprint.lowshot.IN_MEMORY_BYTES)
+        mem_mb=lambda wc, input: max(4000, int(4 * files_size_mb(input)) + 3000),
+        gpu=config["lowshot"]["gpus"],
+    params:
+        model_spec=lambda wc: config["models"][wc.model],
+        dataset_spec=lambda wc: config["datasets"][lowshot_dataset(wc.task, wc.model)],
+        task_spec=lambda wc: config["lowshot"]["tasks"][wc.task],
+        section={key: value for key, value in config["lowshot"].items() if key != "tasks"},
+        code=code("run_lowshot.py"),
+    script:
+        "../../scripts/run_lowshot.py"
+
+
+rule collect_lowshot:
+    """Every low-shot job's rows in one tidy table."""
+    input:
+        lowshot_tables(),
+    output:
+        "results/tables/lowshot.csv",
+    log:
+        "results/logs/statistics/collect_lowshot.log",
+    conda:
+        ENV
+    params:
+        code=code("concat_tables.py"),
+    script:
+        "../../scripts/concat_tables.py"
+
+
+rule lowshot_summary:
+    """Qi et al.'s Tables 1-2: mean and std over seeds per method and n, final epoch."""
+    input:
+        "results/tables/lowshot.csv",
+    output:
+        report(
+            "results/tables/lowshot_summary.csv",
+            caption="../report/lowshot_summary.rst",
+            category="Low-shot (Qi et al.)",
+            labels={"table": "lowshot_summary"},
+        ),
+    log:
+        "results/logs/statistics/lowshot_summary.log",
+    conda:
+        ENV
+    params:
+        code=code("summarize_lowshot.py"),
+    script:
+        "../../scripts/summarize_lowshot.py"
