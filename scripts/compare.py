@@ -1,4 +1,5 @@
-"""Snakemake script of rule `comparison`: Friedman + post-hoc test, table and CD diagram."""
+"""Snakemake script of rule `comparison`: Friedman + post-hoc test, table and CD diagram, and
+the comparison in the paper's table layout."""
 
 from imprint.stages import logged, run_comparison
 
@@ -12,4 +13,6 @@ with logged(snakemake.log[0], snakemake.threads):
         snakemake.output.table,
         snakemake.output.pdf,
         snakemake.output.png,
+        snakemake.output.paper_csv,
+        snakemake.output.paper_tex,
     )

@@ -103,7 +103,8 @@ rule summary:
 
 
 rule comparison:
-    """Friedman test over (model, task) groups, then Nemenyi or Wilcoxon-Holm; table + CD diagram."""
+    """Friedman test over (model, task) groups, then Nemenyi or Wilcoxon-Holm; table + CD
+    diagram; the comparison in the paper's table layout (CSV and LaTeX)."""
     input:
         "results/tables/imprinting.csv",
     output:
@@ -122,6 +123,14 @@ rule comparison:
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "CD diagram"},
         ),
+        paper_csv=report(
+            "results/paper_tables/{comparison}.csv",
+            caption="../report/paper_table.rst",
+            category="Comparisons",
+            subcategory="{comparison}",
+            labels={"comparison": "{comparison}", "file": "paper layout"},
+        ),
+        paper_tex="results/paper_tables/{comparison}.tex",
     log:
         "results/logs/statistics/comparison_{comparison}.log",
     conda:
