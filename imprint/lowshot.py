@@ -395,6 +395,20 @@ class _LowShotRun:
                 parts.append(network(batch.to(self.device)).float().cpu())
         return torch.cat(parts)
 
+    def _image_batches(self, batches: list[np.ndarray]):
+        """The images of each batch of train indices, in order: sliced from memory, or decoded
+        by a DataLoader's workers (``num_workers``) while the network trains."""
+        from torch.utils.data import DataLoader
+
+        if isinstance(self.train_images, _TensorImages):
+            return (_stack(self.train_images, batch) for batch in batches)
+        loader = DataLoader(
+            self.train_images,
+            batch_sampler=[batch.tolist() for batch in batches],
+            num_workers=self.options.num_workers,
+        )
+        return (images for images, _ in loader)
+
     def _train_features(self, index: np.ndarray):
         """Embeddings of train samples by the frozen base network (or the cached ones)."""
         if self.options.scope == "head":
@@ -516,13 +530,19 @@ class _LowShotRun:
             if network is not None:
                 network.train()
             order = balanced_order(pool_class, head.n_classes, rng)
-            for start in range(0, len(order), o.batch_size):
-                batch = order[start : start + o.batch_size]
+            batches = [
+                order[start : start + o.batch_size] for start in range(0, len(order), o.batch_size)
+            ]
+            inputs = (
+                (pool[batch] for batch in batches)
+                if network is None
+                else self._image_batches([pool[batch] for batch in batches])
+            )
+            for batch, x in zip(batches, inputs, strict=True):
                 if network is None:
-                    logits = head(pool[batch].to(self.device))
+                    logits = head(x.to(self.device))
                 else:
-                    images = _stack(self.train_images, pool[batch])
-                    images = augment(images, o.shift, o.flip, generator).to(self.device)
+                    images = augment(x, o.shift, o.flip, generator).to(self.device)
                     logits = head(network(images))
                 loss = functional.cross_entropy(logits, targets[batch].to(self.device))
                 optimiser.zero_grad()

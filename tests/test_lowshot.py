@@ -388,3 +388,30 @@ def test_n_larger_than_a_novel_class_is_refused_before_any_job():
         match="'lowshot.tasks.digits.n_shot': 50 exceeds the 40 train examples of novel class 9",
     ):
         checked(config, train_labels=lambda dataset: labels)
+
+
+def test_images_read_item_by_item_give_the_rows_of_images_held_in_memory(monkeypatch):
+    import imprint.lowshot
+
+    images, labels = tiny_images()
+
+    def data():
+        torch.manual_seed(0)
+        trained = small_cnn(1, 6, 2)
+        return LowShotData(
+            base_classes=[0, 1],
+            novel_classes=[2, 3],
+            train_labels=labels,
+            test_labels=labels,
+            network=trained[0],
+            base_head=trained[1],
+            train_images=images,
+            test_images=images,
+        )
+
+    options = LowShotOptions(
+        scope="full", n_shot=(2,), methods=("imprint_ft",), epochs=2, batch_size=4
+    )
+    in_memory = run_seed(data(), options, seed=0)
+    monkeypatch.setattr(imprint.lowshot, "IN_MEMORY_BYTES", 0)  # the DataLoader path
+    assert run_seed(data(), options, seed=0) == in_memory

@@ -44,6 +44,7 @@ def test_the_workflow_runs_to_completion_through_the_slurm_profile(slurm, tmp_pa
     config["tasks"] = {"novel": config["tasks"]["novel"]}
     config["embedding"] = {"gpus": 1}
     config["comparisons"] = {"gen": config["comparisons"]["gen"]}
+    config["lowshot"]["tasks"]["digits"]["models"] = ["pixels"]  # the CNN is gone
     write_config(tmp_path / "slurm.yaml", config)
     command = snakemake_command(
         "--profile",
