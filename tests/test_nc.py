@@ -83,3 +83,26 @@ def test_the_imprint_code_variant_matches_the_authors_computation():
 def test_an_unknown_variant_is_named():
     with pytest.raises(ValueError, match="'textbook'"):
         nc1(np.eye(2), np.array([0, 1]), variant="textbook")
+
+
+def test_float32_embeddings_give_the_float64_value():
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(60, 5)) * 1000 + 1e4).astype(np.float32)
+    y = np.repeat(np.arange(3), 20)
+    assert nc1(x, y) == pytest.approx(direct_nc1(x.astype(np.float64), y), rel=1e-9)
+
+
+def test_many_more_dimensions_than_classes_keep_only_the_between_class_directions():
+    # 3 classes in 40 dimensions: Σ_B has rank 2, the other 38 eigenvalues are rounding noise
+    # that a pseudo-inverse must drop, as numpy's does
+    rng = np.random.default_rng(4)
+    y = np.repeat(np.arange(3), 15)
+    x = rng.normal(size=(45, 40)) + 3 * rng.normal(size=(3, 40))[y]
+    assert nc1(x, y) == pytest.approx(direct_nc1(x, y), rel=1e-8)
+    # the cut-off is relative to the largest eigenvalue: the same at any scale
+    assert nc1(x * 1e6, y) == pytest.approx(direct_nc1(x, y), rel=1e-6)
+
+
+def test_classes_with_one_shared_mean_have_infinite_nc1():
+    x = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    assert nc1(x, np.array([0, 0, 1, 1])) == float("inf")

@@ -42,3 +42,38 @@ def test_unknown_norms_are_rejected_by_name():
         normalize_embeddings(np.ones((1, 2)), "l1")
     with pytest.raises(ValueError, match="'l1'"):
         normalize_proxies(np.ones((1, 2)), np.zeros(1), "l1")
+
+
+def test_l2_rescales_short_rows_up_as_well_as_long_rows_down():
+    np.testing.assert_allclose(l2_normalize(np.array([[0.3, 0.4], [6.0, 8.0]])), [[0.6, 0.8]] * 2)
+
+
+def test_proxy_norms_dispatch_by_name_and_leave_the_proxies_untouched():
+    proxies = np.array([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0], [5.0, 1.0]])
+    labels = np.array([0, 0, 1, 1])
+    np.testing.assert_array_equal(normalize_proxies(proxies, labels, "none"), proxies)
+    np.testing.assert_allclose(normalize_proxies(proxies, labels, "l2"), l2_normalize(proxies))
+    quantile = normalize_proxies(proxies, labels, "quantile")
+    # class 1 onto the quantiles 0.25 and 0.75 of {3, 4, 1, 0}: 0.75 and 3.25, by rank
+    np.testing.assert_allclose(quantile, [[3, 4], [1, 0], [0.75, 3.25], [3.25, 0.75]])
+    np.testing.assert_array_equal(proxies, [[3, 4], [1, 0], [0, 2], [5, 1]])  # not in place
+
+
+def test_quantile_of_integer_proxies_is_computed_in_floating_point():
+    proxies = np.array([[3, 4], [1, 0], [0, 2], [5, 1]])
+    np.testing.assert_allclose(
+        quantile_normalize(proxies, np.array([0, 0, 1, 1])),
+        [[3, 4], [1, 0], [0.75, 3.25], [3.25, 0.75]],
+    )
+
+
+def test_quantile_ties_keep_their_order_of_appearance_in_long_vectors():
+    # 40 dimensions (beyond the sizes where numpy's default sort happens to be stable)
+    reference = np.arange(40.0)
+    tied = np.tile([1.0, 2.0], 20)  # twenty 1s and twenty 2s, interleaved
+    out = quantile_normalize(np.stack([reference, tied]), np.array([0, 1]))
+    targets = np.quantile(reference, (np.arange(40) + 0.5) / 40)
+    ranks = np.empty(40, dtype=int)
+    ranks[0::2] = np.arange(20)  # the 1s, left to right
+    ranks[1::2] = np.arange(20, 40)  # then the 2s
+    np.testing.assert_allclose(out[1], targets[ranks])
