@@ -1,0 +1,191 @@
+"""The Snakemake workflow on configs of their own: the shipped configs' DAGs, bad configs,
+devices, checkpoint files and precomputed embeddings (apart from test_workflow.py's shared
+tiny run, so that pytest-xdist can run the two modules side by side)."""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, tiny_config, write_config
+from tests.conftest import run_snakemake as snakemake
+from tests.test_workflow import planned_jobs
+
+pytestmark = pytest.mark.workflow
+
+
+def test_a_bad_config_stops_before_any_job_with_the_key_named(tmp_path):
+    config = tiny_config()
+    config["imprinting"]["gen"] = ["mean", "k-means"]
+    write_config(tmp_path / "bad.yaml", config)
+    result = snakemake(tmp_path, "--configfile", "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert "config key 'imprinting.gen[1]': 'k-means' is not one of" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_default_config_builds_its_dag(tmp_path):
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    jobs = planned_jobs(tmp_path)
+    assert jobs["imprinting"] == 2 * 9 * 3 and jobs["embeddings"] == 4
+    assert jobs["comparison"] == 4 and jobs["nc1"] == 18
+    # gen_vs_k, few_shot, nc1, nc1_vs_gain, d_in_1, gen_time, lowshot, finetune_curves
+    assert jobs["figure"] == 8
+    assert jobs["lowshot"] == 3 and jobs["lowshot_summary"] == 1  # the CNN x 3 seeds
+
+
+def test_the_paper_config_builds_its_dag_offline(tmp_path):
+    jobs = planned_jobs(tmp_path, "--configfile", str(REPO / "configs" / "paper.yaml"))
+    # 4 FMs x (12 main tasks x 3 seeds + 4 digit domains x 3 + 36 few-shot x 5 + 10 d-in-1 x 10)
+    assert jobs["imprinting"] == 4 * (12 * 3 + 4 * 3 + 36 * 5 + 10 * 10)
+    assert jobs["embeddings"] == 4 * 8 * 2 and jobs["dataset"] == 8 and jobs["model"] == 4
+    # gen, norm, norm_pre_inf and norm_post (Table 1 / Figure 7), agg, methods
+    assert jobs["comparison"] == 6
+
+
+# Every output but the GEN timings (a measurement of the machine) and what is drawn from them.
+def test_imprinting_on_cuda_without_cuda_stops_before_any_job(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    config = tiny_config()
+    config["imprinting"]["device"] = "cuda"
+    write_config(tmp_path / "cuda.yaml", config)
+    result = snakemake(tmp_path, "--configfile", "cuda.yaml", check=False)
+    assert result.returncode != 0
+    assert "config key 'imprinting.device': 'cuda', but this machine has no CUDA" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_imprinting_jobs_on_cuda_ask_a_cluster_for_a_gpu(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    config = tiny_config()
+    config["imprinting"]["device"] = "cuda"
+    write_config(tmp_path / "cuda.yaml", config)
+    # A dry run through the SLURM executor: the jobs would run on its nodes, so no CUDA is
+    # needed here; the plugin turns resources.gpu into sbatch --gpus (tests/test_slurm.py).
+    output = snakemake(
+        tmp_path,
+        "--configfile",
+        "cuda.yaml",
+        "--dry-run",
+        "--executor",
+        "slurm",
+        "--jobs",
+        "1",
+        "--slurm-no-account",
+    ).stdout
+    jobs = re.findall(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", output, flags=re.M | re.S)
+    gpu = {rule: re.search(r"resources: .*\bgpu=(\d+)", body) for rule, body in jobs}
+    assert {rule for rule, found in gpu.items() if found and found.group(1) != "0"} == {
+        "imprinting"
+    }
+
+
+def test_the_modern_fm_config_builds_its_dag_offline(tmp_path):
+    pytest.importorskip("timm")
+    jobs = planned_jobs(tmp_path, "--configfile", str(REPO / "configs" / "modern.yaml"))
+    assert jobs["imprinting"] == 4 * 12 * 3 and jobs["embeddings"] == 4 * 3 * 2
+    assert jobs["model"] == 4 and jobs["comparison"] == 4
+
+
+def test_the_qi_config_builds_its_dag_offline(tmp_path):
+    output = snakemake(tmp_path, "--dry-run", "--configfile", str(REPO / "configs" / "qi.yaml"))
+    table = output.stdout.split("Job stats:")[1].split("Reasons:")[0]
+    jobs = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+    assert jobs["lowshot"] == 2 * 5  # (resnet50, vit_b_16) x 5 seeds
+    assert jobs["embeddings"] == 2 * 2  # the head scope reads cached embeddings
+    assert jobs["collect_lowshot"] == jobs["lowshot_summary"] == 1
+    assert "output: results/figures/finetune_curves.pdf" in output.stdout
+
+
+def planned_outputs(workdir: Path, *args: str) -> list[str]:
+    """The output files of the jobs a dry run plans."""
+    output = snakemake(workdir, "--dry-run", *args).stdout
+    lines = re.findall(r"^\s+output: (.+)$", output, flags=re.M)
+    return [path for line in lines for path in line.split(", ")]
+
+
+def test_changing_a_checkpoint_file_reruns_that_fm_and_nothing_else(tmp_path):
+    pytest.importorskip("timm")
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    def write_weights(seed):
+        torch.manual_seed(seed)
+        save_file(timm.create_model("resnet18").state_dict(), str(tmp_path / "r18.safetensors"))
+
+    write_weights(0)
+    config = tiny_config()
+    config["models"] = {
+        "pixels": {"source": "pixels"},
+        "r18": {
+            "source": "timm",
+            "name": "resnet18",
+            "pretrained": False,
+            "image_size": 32,
+            "checkpoint": str(tmp_path / "r18.safetensors"),
+        },
+    }
+    config["tasks"] = {"novel": config["tasks"]["novel"]}
+    del config["lowshot"]  # its models are gone
+    config["seeds"] = [0]
+    write_config(tmp_path / "fm.yaml", config)
+    targets = ["results/tables/imprinting.csv", "--configfile", "fm.yaml"]
+    snakemake(tmp_path, *targets)
+    assert planned_outputs(tmp_path, *targets) == []
+    write_weights(1)
+    planned = planned_outputs(tmp_path, *targets)
+    assert sorted(planned) == [
+        "results/embeddings/r18/digits/test.npz",
+        "results/embeddings/r18/digits/train.npz",
+        "results/imprinting/r18/novel/seed0.csv",
+        "results/imprinting/r18/novel/seed0.gen_time.csv",
+        "results/models/r18.pt",
+        "results/tables/imprinting.csv",
+    ]
+
+
+def test_precomputed_embeddings_run_through_tasks_imprinting_and_nc1(tmp_path):
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    for name, transform in (("raw", lambda a: a), ("squared", np.square)):
+        np.savez(
+            tmp_path / f"{name}.npz",
+            train_embeddings=transform(x[::2]).astype(np.float32),
+            train_labels=y[::2],
+            test_embeddings=transform(x[1::2]).astype(np.float32),
+            test_labels=y[1::2],
+        )
+    config = tiny_config()
+    config["datasets"] = {
+        "feats": {
+            "source": "embeddings",
+            "models": {"raw": str(tmp_path / "raw.npz"), "squared": str(tmp_path / "squared.npz")},
+        }
+    }
+    config["models"] = {"raw": {"source": "precomputed"}, "squared": {"source": "precomputed"}}
+    config["tasks"] = {"novel": {"dataset": "feats", "classes": [5, 6, 7, 8, 9]}}
+    config["seeds"] = [0]
+    del config["lowshot"]  # its models are gone
+    write_config(tmp_path / "pre.yaml", config)
+    snakemake(
+        tmp_path,
+        "results/tables/imprinting.csv",
+        "results/tables/nc1.csv",
+        "--configfile",
+        "pre.yaml",
+    )
+    table = pd.read_csv(tmp_path / "results" / "tables" / "imprinting.csv")
+    assert set(table["model"]) == {"raw", "squared"}
+    qi = table[(table["gen"] == "mean") & (table["norm_post"] == "l2") & (table["agg"] == "max")]
+    assert (qi["accuracy"] > 0.85).all(), qi
+    stored = np.load(tmp_path / "results" / "embeddings" / "raw" / "feats" / "train.npz")
+    np.testing.assert_array_equal(stored["embeddings"], x[::2].astype(np.float32))
+    assert not (tmp_path / "results" / "models" / "raw.pt").read_bytes() == b""
