@@ -177,19 +177,15 @@ def run_seed(data: LowShotData, options: LowShotOptions, seed: int) -> list[dict
     # One intra-op thread, as for the base CNN (imprint.models.train_base_cnn): the same
     # seed then gives the same bytes whatever the machine's cores.
     previous_threads = torch.get_num_threads()
-    device = _device(options.device)
+    from imprint.devices import resolve_device
+
+    device = resolve_device(options.device)
     if device.type == "cpu":
         torch.set_num_threads(1)
     try:
         return _LowShotRun(data, options, seed, device).rows()
     finally:
         torch.set_num_threads(previous_threads)
-
-
-def _device(name: str):
-    from imprint.devices import resolve_device
-
-    return resolve_device(name)
 
 
 def novel_examples(

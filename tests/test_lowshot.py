@@ -227,12 +227,12 @@ def tiny_images(seed: int = 0):
     return [(torch.as_tensor(x), int(y)) for x, y in zip(images, labels, strict=True)], labels
 
 
-def test_full_scope_fine_tunes_the_network_and_trains_all_class_joint_from_scratch():
+def full_scope_data() -> LowShotData:
+    """:func:`tiny_images` with a freshly seeded small CNN as the base network."""
     images, labels = tiny_images()
     torch.manual_seed(0)
     trained = small_cnn(1, 6, 2)
-    before = copy.deepcopy(trained[0].state_dict())
-    data = LowShotData(
+    return LowShotData(
         base_classes=[0, 1],
         novel_classes=[2, 3],
         train_labels=labels,
@@ -243,6 +243,11 @@ def test_full_scope_fine_tunes_the_network_and_trains_all_class_joint_from_scrat
         test_images=images,
         fresh_network=lambda: small_cnn(1, 6, 1)[0],
     )
+
+
+def test_full_scope_fine_tunes_the_network_and_trains_all_class_joint_from_scratch():
+    data = full_scope_data()
+    before = copy.deepcopy(data.network.state_dict())
     options = LowShotOptions(
         scope="full", n_shot=(2,), epochs=2, joint_epochs=2, batch_size=4, copies=2
     )
@@ -250,7 +255,7 @@ def test_full_scope_fine_tunes_the_network_and_trains_all_class_joint_from_scrat
     assert set(rows["method"]) == set(LOWSHOT_METHODS)
     assert sorted(rows.loc[rows["method"] == "all_class_joint", "epoch"]) == [0, 1, 2]
     # fine-tuning trains copies: the base network itself is left as it was
-    after = trained[0].state_dict()
+    after = data.network.state_dict()
     assert all(torch.equal(before[name], after[name]) for name in before)
     assert rows.equals(pd.DataFrame(run_seed(data, options, seed=0)))
 
@@ -393,25 +398,9 @@ def test_n_larger_than_a_novel_class_is_refused_before_any_job():
 def test_images_read_item_by_item_give_the_rows_of_images_held_in_memory(monkeypatch):
     import imprint.lowshot
 
-    images, labels = tiny_images()
-
-    def data():
-        torch.manual_seed(0)
-        trained = small_cnn(1, 6, 2)
-        return LowShotData(
-            base_classes=[0, 1],
-            novel_classes=[2, 3],
-            train_labels=labels,
-            test_labels=labels,
-            network=trained[0],
-            base_head=trained[1],
-            train_images=images,
-            test_images=images,
-        )
-
     options = LowShotOptions(
         scope="full", n_shot=(2,), methods=("imprint_ft",), epochs=2, batch_size=4
     )
-    in_memory = run_seed(data(), options, seed=0)
+    in_memory = run_seed(full_scope_data(), options, seed=0)
     monkeypatch.setattr(imprint.lowshot, "IN_MEMORY_BYTES", 0)  # the DataLoader path
-    assert run_seed(data(), options, seed=0) == in_memory
+    assert run_seed(full_scope_data(), options, seed=0) == in_memory
