@@ -12,6 +12,7 @@ this checkout's engine on the GPU.
     python benchmarks/bench_grid.py                                   # the full size
     python benchmarks/bench_grid.py --train-per-class 1500 --test 2500 --dims 512
     python benchmarks/bench_grid.py --baseline <ref> --parallel      # both engines at once
+    python benchmarks/bench_grid.py --dims 512 --gen kmedoids --no-baseline   # one family, alone
 
 The baseline defaults to the last commit before the torch engine. Both engines at the full size
 take about 45 CPU-minutes of the baseline's alone on this repository's machine.
@@ -56,7 +57,8 @@ test_x = draw(test_y)
 section = yaml.safe_load(open(spec["config"]))["imprinting"]
 section = {**section, "device": spec["device"]} if spec["device"] else section
 out = {"wall_s": {}, "cpu_s": {}, "configurations": 0, "accuracy": []}
-for gen in section["gen"]:  # one family at a time: its GEN and the scoring of its proxies
+# One family at a time: its GEN and the scoring of its proxies
+for gen in spec["gen"] or section["gen"]:
     grid = Grid.from_config({**section, "gen": [gen]}, 1e-4)
     start, cpu = time.perf_counter(), time.process_time()
     results, _ = run_grid(train_x, train_y, test_x, test_y, grid, seed=0)
@@ -110,6 +112,10 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[512, 2048])
     parser.add_argument("--config", default=str(REPO / "configs" / "paper.yaml"))
     parser.add_argument("--parallel", action="store_true", help="run both engines at once")
+    parser.add_argument("--gen", nargs="+", help="only these GEN families (default: the grid's)")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="time this checkout's engine alone"
+    )
     args = parser.parse_args()
     import torch
 
@@ -123,11 +129,15 @@ def main() -> None:
                 "dim": dim,
                 "config": args.config,
                 "device": None,
+                "gen": args.gen,
             }
             print(
                 f"{args.classes} classes x {args.train_per_class} train, {args.test} test, "
                 f"{dim} dims; grid of {args.config}; one thread each"
             )
+            if args.no_baseline:
+                report("this checkout, CPU", run(REPO, {**spec, "device": "cpu"}))
+                continue
             with ThreadPoolExecutor(2 if args.parallel else 1) as pool:
                 old = pool.submit(run, baseline, spec)
                 new = pool.submit(run, REPO, {**spec, "device": "cpu"})

@@ -117,7 +117,13 @@ def predict_all(
     p_sq_norm = (p * p).sum(dim=1)
     p_scale = {"none": torch.ones_like(p_sq_norm), "l2": _inverse_norm(p_sq_norm)}
     proxy_set = _ProxySet(
-        p, p_class, p_sq_norm, p_scale, n_classes, bool((counts == counts[0]).all())
+        p,
+        p_class,
+        p_sq_norm,
+        p_scale,
+        n_classes,
+        bool((counts == counts[0]).all()),
+        bool((p_sq_norm > 0).all()),
     )
     m_values = sorted({min(m, len(p)) for agg, m in variants if agg == "mnn"})
     has_max = any(agg == "max" for agg, _ in variants)
@@ -156,12 +162,13 @@ class _ProxySet(NamedTuple):
     p_scale: dict[str, Any]  # NORMpost rescaling -> per-proxy factor
     n_classes: int
     equal_counts: bool  # every class has as many proxies (class max by a reshape)
+    nonzero: bool  # no zero proxy: after NORMpost l2 every proxy has norm 1
 
 
 def _predict_chunk(test, start, stop, proxy_set, has_max, m_values, proxy_norms, test_norms):
     import torch
 
-    p, p_class, p_sq_norm, p_scale, n_classes, equal_counts = proxy_set
+    p, p_class, p_sq_norm, p_scale, n_classes, equal_counts, nonzero = proxy_set
 
     x = test.x[start:stop]
     product = x @ p.T
@@ -175,6 +182,11 @@ def _predict_chunk(test, start, stop, proxy_set, has_max, m_values, proxy_norms,
         if not m_values:
             continue
         p_sq = p_sq_norm * p_scale[post] ** 2
+        unit = post == "l2" and nonzero
+        if unit:
+            # Every proxy has norm 1, so ‖p'‖² − 2⟨x', p'⟩ = 1 − 2s⟨x, p'⟩ ranks a row's proxies
+            # as −⟨x, p'⟩ does for any row scale s > 0: one top-m serves every NORMinf.
+            top_scores, top_nearest = torch.topk(scaled, m_values[-1], dim=1, sorted=True)
         for inf in test_norms:
             x_scale = (
                 torch.ones_like(test.sq_norm[start:stop])
@@ -185,9 +197,20 @@ def _predict_chunk(test, start, stop, proxy_set, has_max, m_values, proxy_norms,
             # Ranked by ‖p'‖² − 2⟨x', p'⟩: the row's own ‖x'‖² does not change which proxies are
             # nearest, and adding it first would cancel the small differences between proxies
             # in float32 (embeddings far from small proxies, as least squares' are).
-            key = p_sq[None, :] - 2 * scaled * x_scale[:, None]
-            nearest_key, nearest = torch.topk(key, m_values[-1], dim=1, largest=False, sorted=True)
-            del key
+            if unit:
+                nearest = top_nearest
+                nearest_key = torch.addcmul(
+                    torch.ones((), dtype=x.dtype, device=x.device),
+                    top_scores,
+                    x_scale[:, None],
+                    value=-2,
+                )
+            else:
+                key = torch.addcmul(p_sq[None, :], scaled, x_scale[:, None], value=-2)  # one pass
+                nearest_key, nearest = torch.topk(
+                    key, m_values[-1], dim=1, largest=False, sorted=True
+                )
+                del key
             nearest_distance = (nearest_key + x_sq[:, None]).clamp_(min=0).sqrt_()
             nearest_class = p_class[nearest]
             weights = 1.0 / (nearest_distance + DISTANCE_EPS)

@@ -282,6 +282,94 @@ def _select_indices(x: np.ndarray, gen: str, k: int, seed: int) -> np.ndarray:
     raise AssertionError(gen)
 
 
+#: Row blocks of the dissimilarity matrix that :func:`pam_build` processes at once (bounds its
+#: temporaries to a few times ``block x n`` floats).
+PAM_BUILD_BLOCK = 512
+
+
+def pam_build(dissimilarity: np.ndarray, k: int) -> np.ndarray:
+    """The medoids that ``kmedoids.pam_build(dissimilarity, k)`` returns, in its order.
+
+    Written by hand because the package's BUILD recomputes every candidate's gain from all n
+    points at each of the k steps (k·n² work: 22 s at n = 6,000, k = 100); here the gains are
+    kept up to date from the rows whose nearest medoid changed (about n² + n·n·ln k), 10x faster.
+    Ties must resolve exactly as in the package, which sums each gain sequentially in float64
+    and keeps the first candidate with the smallest sum: candidates whose kept-up gain is within
+    a rounding bound of the best are re-summed in the package's order (``np.cumsum`` is a
+    sequential sum), and the first smallest wins. Like the package, it stops early (fewer than k
+    medoids) when no candidate lowers the loss, e.g. when the rest are duplicates of medoids.
+    """
+    d = np.asarray(dissimilarity, dtype=np.float64)
+    n = len(d)
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, {n}], not {k}")
+    # First medoid: the smallest column sum over the other points, summed row by row as the
+    # package does (its diagonal entry skipped).
+    column_sums = np.zeros(n)
+    for j in range(n):
+        row = d[j].copy()
+        row[j] = 0.0
+        column_sums += row
+    medoids = [int(np.argmin(column_sums))]  # argmin: the first of equal sums
+    near = d[:, medoids[0]].copy()  # the package keeps d[m, m] here, not 0, for the first
+    diagonal = d.diagonal()
+    # gain[i] = -near[i] + sum over j != i of min(0, d[j, i] - near[j])
+    gain = np.zeros(n)
+    for start in range(0, n, PAM_BUILD_BLOCK):
+        rows = np.arange(start, min(start + PAM_BUILD_BLOCK, n))
+        gain += _gain_terms(d, rows, near[rows]).sum(axis=0)
+    gain += -near - np.minimum(0.0, diagonal - near)
+    # Both the kept-up and the sequential sums are within about (n + k)·eps·loss of the true
+    # sum; 1e-9·loss leaves a wide margin.
+    tolerance = 1e-9 * max(float(near.sum()), np.finfo(float).tiny)
+    for _ in range(1, k):
+        candidates = np.flatnonzero(gain <= gain.min() + tolerance)
+        best, best_sum = -1, 0.0
+        for i in candidates:
+            terms = np.minimum(0.0, d[:, i] - near)
+            exact = np.cumsum(np.concatenate(([-near[i]], terms[:i], terms[i + 1 :])))[-1]
+            if best < 0 or exact < best_sum:
+                best, best_sum = int(i), exact
+        if best_sum >= 0:  # no candidate lowers the loss
+            break
+        column = d[:, best]
+        changed = np.flatnonzero(column < near)
+        changed = np.append(changed[changed != best], best)
+        new_near = near.copy()
+        new_near[changed] = column[changed]
+        new_near[best] = 0.0
+        for start in range(0, len(changed), PAM_BUILD_BLOCK):
+            rows = changed[start : start + PAM_BUILD_BLOCK]
+            delta = _gain_terms(d, rows, new_near[rows]) - _gain_terms(d, rows, near[rows])
+            # A row's own column holds -near, not min(0, d[r, r] - near)
+            own = np.arange(len(rows))
+            delta[own, rows] = near[rows] - new_near[rows]
+            gain += delta.sum(axis=0)
+        near = new_near
+        medoids.append(best)
+    return np.asarray(medoids)
+
+
+def _gain_terms(d: np.ndarray, rows: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """``min(0, d[r, i] - near[r])`` for the given rows r and every candidate i."""
+    block = d[rows] - near[:, None]
+    return np.minimum(block, 0.0, out=block)
+
+
+def transpose_in_place(square: np.ndarray, block: int = 512) -> None:
+    """Transpose a square C-ordered matrix in its own memory, block pair by block pair (numpy's
+    ``.T`` is a view and ``ascontiguousarray(a.T)`` a second n x n copy)."""
+    n = len(square)
+    for i in range(0, n, block):
+        rows = slice(i, min(i + block, n))
+        square[rows, rows] = square[rows, rows].T.copy()
+        for j in range(i + block, n, block):
+            columns = slice(j, min(j + block, n))
+            upper = square[rows, columns].copy()
+            square[rows, columns] = square[columns, rows].T
+            square[columns, rows] = upper.T
+
+
 def kmedoids_for_each_k(
     x: np.ndarray, k_values, seed: int
 ) -> tuple[dict[int, np.ndarray], float, dict[int, float]]:
@@ -293,6 +381,8 @@ def kmedoids_for_each_k(
     seconds of each k's swap phase. The Euclidean dissimilarities stay float64: float32 would
     halve the memory traffic of BUILD and the swaps, but changes the medoids where distances
     (nearly) tie (measured), and these must equal a separate FasterPAM run's for every k.
+    FasterPAM reads the matrix column by column, so it gets the same values in column-major
+    layout (5x faster swaps at 6,000 points: 17 s to 3.5 s for 19 k), transposed in place.
     """
     import kmedoids
     from sklearn.metrics import pairwise_distances_chunked
@@ -309,7 +399,9 @@ def kmedoids_for_each_k(
     for block in pairwise_distances_chunked(x, working_memory=256):
         dissimilarity[row : row + len(block)] = block
         row += len(block)
-    build = np.asarray(kmedoids.pam_build(dissimilarity, wanted[-1]).medoids)
+    build = pam_build(dissimilarity, wanted[-1])
+    transpose_in_place(dissimilarity)
+    column_major = dissimilarity.T  # the original values, each column contiguous
     setup = time.perf_counter() - start
     swaps = {}
     for k in wanted:
@@ -318,7 +410,7 @@ def kmedoids_for_each_k(
             # fasterpam warns that the seed is ignored when it is given start medoids, but it
             # does use it (to order the swaps), exactly as after its own BUILD.
             warnings.simplefilter("ignore", UserWarning)
-            result = kmedoids.fasterpam(dissimilarity, build[:k].copy(), random_state=seed, n_cpu=1)
+            result = kmedoids.fasterpam(column_major, build[:k].copy(), random_state=seed, n_cpu=1)
         found[k] = np.sort(np.asarray(result.medoids))
         swaps[k] = time.perf_counter() - start
     return found, setup, swaps

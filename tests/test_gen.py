@@ -14,6 +14,8 @@ from imprint.gen import (
     generate_proxies,
     kmedoids_for_each_k,
     least_squares_proxies,
+    pam_build,
+    transpose_in_place,
 )
 
 
@@ -191,6 +193,59 @@ def test_shared_kmedoids_finds_the_medoids_of_a_separate_run_for_every_k(trial):
     assert setup >= 0 and set(swaps) == {k for k in K_VALUES if k < n}
     for k in K_VALUES:
         np.testing.assert_array_equal(medoids[k], separate_kmedoids(x, k, trial), err_msg=str(k))
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "rounded", "duplicates", "integer matrix", "big"])
+def test_pam_build_picks_the_packages_medoids_in_its_order(kind):
+    """The hand-written BUILD against the kmedoids package's on data with many exact ties,
+    duplicates (the package stops early), an asymmetric matrix with a non-zero diagonal, and
+    a size where the kept-up gains have drifted through many updates."""
+    import kmedoids
+    from sklearn.metrics import pairwise_distances
+
+    for trial in range(2 if kind == "big" else 12):
+        rng = np.random.default_rng(trial)
+        n, d = (1500, 64) if kind == "big" else (int(rng.integers(2, 200)), int(rng.integers(1, 9)))
+        x = rng.normal(size=(n, d)) + 3 * rng.normal(size=(5, d))[rng.integers(5, size=n)]
+        if kind == "rounded":
+            x = np.round(x)
+        if kind == "duplicates":
+            x = x[rng.integers(max(1, n // 4), size=n)]
+        dissimilarity = pairwise_distances(x)
+        if kind == "integer matrix":
+            dissimilarity = rng.integers(0, 4, size=(n, n)).astype(float)
+        k = 100 if kind == "big" else int(rng.integers(1, n + 1))
+        expected = np.asarray(kmedoids.pam_build(dissimilarity, k).medoids)
+        np.testing.assert_array_equal(pam_build(dissimilarity, k), expected, err_msg=str(trial))
+    with pytest.raises(ValueError, match="k must be in"):
+        pam_build(dissimilarity, 0)
+
+
+@pytest.mark.parametrize("n", [1, 7, 16, 23])
+def test_transpose_in_place_transposes_any_square_size(n):
+    original = np.random.default_rng(n).normal(size=(n, n))
+    square = original.copy()
+    transpose_in_place(square, block=5)  # diagonal blocks, full and ragged off-diagonal ones
+    np.testing.assert_array_equal(square, original.T)
+    assert square.flags.c_contiguous
+
+
+@pytest.mark.filterwarnings("ignore:Seed will be ignored")  # it is not: it orders the swaps
+def test_fasterpam_finds_the_same_medoids_in_column_major_layout():
+    """What kmedoids_for_each_k relies on: only the layout changes, so even an asymmetric
+    matrix (as float rounding can make Euclidean distances) gives the same medoids."""
+    import kmedoids
+
+    rng = np.random.default_rng(3)
+    dissimilarity = rng.random((300, 300)) + rng.random((300, 300)).round()
+    transposed = dissimilarity.copy()
+    transpose_in_place(transposed)
+    for k in (2, 7, 30):
+        start = rng.choice(300, k, replace=False)
+        expected = kmedoids.fasterpam(dissimilarity, start.copy(), random_state=k, n_cpu=1)
+        found = kmedoids.fasterpam(transposed.T, start.copy(), random_state=k, n_cpu=1)
+        np.testing.assert_array_equal(found.medoids, expected.medoids)
+        assert found.loss == expected.loss
 
 
 @pytest.mark.parametrize("gen", sorted(SHARED_ACROSS_K | {"ls"}))
