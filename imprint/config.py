@@ -159,6 +159,60 @@ def _key_path(path) -> str:
     return "".join(parts).lstrip(".") or "(top level)"
 
 
+#: JSON schema types -> the Python values that satisfy them.
+_SCHEMA_TYPES = {
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def _coerce_command_line_strings(config: dict[str, Any], errors) -> bool:
+    """Replace strings where the schema wants a number, boolean or null by their YAML value.
+
+    Snakemake parses the inside of ``--config key=[1,2]`` with YAML's BaseLoader, which keeps
+    every scalar a string, so without this ``--config seeds='[0,1,2]'`` would fail as "'0' is
+    not of type 'integer'". Guided by the schema's own type errors, so a string the schema
+    accepts stays a string. Returns whether anything changed (the caller validates again).
+    """
+    import yaml
+
+    changed = False
+    pending = list(errors)
+    while pending:
+        error = pending.pop()
+        pending.extend(error.context or ())
+        if error.validator != "type" or not isinstance(error.instance, str):
+            continue
+        wanted = (
+            error.validator_value
+            if isinstance(error.validator_value, list)
+            else [error.validator_value]
+        )
+        if "string" in wanted or not error.absolute_path:
+            continue
+        try:
+            value = yaml.safe_load(error.instance)
+            if isinstance(value, str) and "number" in wanted:
+                value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+        except (yaml.YAMLError, ValueError):
+            continue
+        types = tuple(t for name in wanted for t in _SCHEMA_TYPES.get(name, ()))
+        if isinstance(value, bool) and "boolean" not in wanted:
+            continue  # bool is an int in Python, not in the schema
+        if not isinstance(value, types):
+            continue
+        *parents, last = error.absolute_path
+        container = config
+        for part in parents:
+            container = container[part]
+        if container[last] == error.instance:
+            container[last] = value
+            changed = True
+    return changed
+
+
 def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
     """Check ``config`` against the JSON schema, filling in the schema's defaults in place, then
     expand models with a list of layers into one model per layer (:func:`expand_layers`).
@@ -182,7 +236,10 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
         yield from validate_properties(validator, properties, instance, subschema)
 
     validator_class = jsonschema.validators.extend(base, {"properties": properties_with_defaults})
-    error = jsonschema.exceptions.best_match(validator_class(schema).iter_errors(config))
+    validator = validator_class(schema)
+    while _coerce_command_line_strings(config, validator.iter_errors(config)):
+        pass
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
         expand_layers(config)
         return

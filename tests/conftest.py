@@ -1,4 +1,6 @@
 import copy
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +73,34 @@ def tiny_config() -> dict:
 @pytest.fixture
 def config() -> dict:
     return copy.deepcopy(tiny_config())
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny config, run once per test session: the first xdist worker to ask runs it under a
+    file lock, the others wait and reuse it, so that several test modules can read one run side
+    by side. Read-only: a module works on its own copy (:func:`copy_of_run`)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder all workers of this session share
+    workdir = root / "tiny_run"
+    with FileLock(root / "tiny_run.lock"):
+        if not (workdir / "snakemake.out").exists():
+            shutil.rmtree(workdir, ignore_errors=True)  # what a failed attempt left
+            workdir.mkdir()
+            write_config(workdir / "tiny.yaml", tiny_config())
+            result = run_snakemake(workdir, "--configfile", "tiny.yaml")
+            (workdir / "snakemake.out").write_text(result.stdout + result.stderr)
+    return workdir
+
+
+def copy_of_run(run: Path, target: Path) -> Path:
+    """A finished run copied with its modification times and Snakemake's records, which
+    Snakemake then treats as finished too."""
+    shutil.copytree(run, target, symlinks=True)
+    return target
 
 
 def write_config(path: Path, config: dict) -> Path:

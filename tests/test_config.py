@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -241,3 +242,33 @@ def test_cuda_on_a_machine_without_it_is_refused_before_any_job_naming_the_key(s
 def test_the_imprinting_engine_defaults_to_float32_on_the_best_device():
     imprinting = validated(tiny_config())["imprinting"]
     assert imprinting["device"] == "auto" and imprinting["dtype"] == "float32"
+
+
+def test_command_line_strings_become_the_numbers_the_schema_wants():
+    """`--config seeds='[0,1]'` arrives from Snakemake as ['0', '1'] (YAML's BaseLoader)."""
+    config = tiny_config()
+    config["seeds"] = ["0", "1"]
+    config["imprinting"].update(k=["1", "3"], ls_lambda="1e-3", device="cpu")
+    config["models"]["cnn"]["embedding_dim"] = "16"
+    config["lowshot"]["augmentation"] = {"copies": "2"}
+    validate_config(config, SCHEMA)
+    assert config["seeds"] == [0, 1] and config["imprinting"]["k"] == [1, 3]
+    assert (
+        config["imprinting"]["ls_lambda"] == 1e-3 and config["models"]["cnn"]["embedding_dim"] == 16
+    )
+    assert config["lowshot"]["augmentation"]["copies"] == 2
+    assert config["imprinting"]["device"] == "cpu"  # a string where the schema wants one
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("seeds", ["zero"], "config key 'seeds[0]': 'zero' is not of type 'integer'"),
+        ("seeds", ["true"], "config key 'seeds[0]': 'true' is not of type 'integer'"),
+    ],
+)
+def test_command_line_strings_that_are_not_the_wanted_type_are_still_refused(key, value, message):
+    config = tiny_config()
+    config[key] = value
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(config, SCHEMA)

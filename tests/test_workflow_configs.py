@@ -189,3 +189,78 @@ def test_precomputed_embeddings_run_through_tasks_imprinting_and_nc1(tmp_path):
     stored = np.load(tmp_path / "results" / "embeddings" / "raw" / "feats" / "train.npz")
     np.testing.assert_array_equal(stored["embeddings"], x[::2].astype(np.float32))
     assert not (tmp_path / "results" / "models" / "raw.pt").read_bytes() == b""
+
+
+def test_a_target_runs_only_what_it_needs(tmp_path):
+    """The README's "ask for one target; only what it needs runs"."""
+    write_config(tmp_path / "tiny.yaml", tiny_config())
+    diagram = planned_jobs(tmp_path, "results/cd_diagrams/gen.pdf", "--configfile", "tiny.yaml")
+    assert set(diagram) == {
+        "dataset",
+        "model",
+        "embeddings",
+        "task",
+        "imprinting",
+        "collect_imprinting",
+        "comparison",
+    }
+    assert diagram["imprinting"] == 2 * 3 and diagram["comparison"] == 1
+    nc1 = planned_jobs(tmp_path, "results/nc1/cnn/novel.csv", "--configfile", "tiny.yaml")
+    assert set(nc1) == {"dataset", "model", "embeddings", "task", "nc1"}
+    assert nc1["embeddings"] == 1 and nc1["nc1"] == 1  # NC1 reads the CNN's train split only
+
+
+def test_a_config_key_overridden_on_the_command_line_changes_the_plan(tmp_path):
+    write_config(tmp_path / "tiny.yaml", tiny_config())
+    default = planned_jobs(tmp_path, "--configfile", "tiny.yaml")
+    one_seed = planned_jobs(tmp_path, "--configfile", "tiny.yaml", "--config", "seeds=[0]")
+    # novel runs the global seeds, pairs its own seed 7: 2 models x (2 + 1), then 2 x (1 + 1)
+    assert default["imprinting"] == 6 and one_seed["imprinting"] == 4
+    bad = snakemake(tmp_path, "--configfile", "tiny.yaml", "--config", "seeds=[-1]", check=False)
+    assert bad.returncode != 0 and "config key 'seeds[0]'" in bad.stderr
+
+
+def test_ls_lambda_per_model_reaches_the_models_imprinting_job(tmp_path):
+    """The override is the λ that model's job imprints with (not the grid's default), checked
+    against the stage run by hand on the job's own inputs."""
+    from imprint.stages import run_imprinting
+
+    config = tiny_config()
+    del config["comparisons"]  # they name GEN methods this grid leaves out
+    config["imprinting"].update(
+        gen=["ls"],
+        norm_post=["none"],
+        agg=["max"],
+        ls_lambda=1e-4,
+        ls_lambda_per_model={"pixels": 3.0},
+    )
+    write_config(tmp_path / "tiny.yaml", config)
+    target = "results/imprinting/pixels/novel/seed0.csv"
+    snakemake(tmp_path, target, "--configfile", "tiny.yaml")
+    found = pd.read_csv(tmp_path / target)["accuracy"]
+    inputs = [
+        tmp_path / "results" / "embeddings" / "pixels" / "digits" / f"{s}.npz"
+        for s in ("train", "test")
+    ]
+    by_hand = {}
+    for ls_lambda in (3.0, 1e-4):
+        out = tmp_path / f"by_hand_{ls_lambda}.csv"
+        run_imprinting(
+            str(inputs[0]),
+            str(inputs[1]),
+            str(tmp_path / "results" / "tasks" / "novel" / "seed0.npz"),
+            {
+                key: value
+                for key, value in config["imprinting"].items()
+                if not key.startswith("ls_lambda")
+            },
+            ls_lambda,
+            "pixels",
+            "novel",
+            0,
+            str(out),
+            str(tmp_path / "gen_time.csv"),
+        )
+        by_hand[ls_lambda] = pd.read_csv(out)["accuracy"]
+    assert found.tolist() == by_hand[3.0].tolist()
+    assert found.tolist() != by_hand[1e-4].tolist()  # λ matters here, so the test can fail
