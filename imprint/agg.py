@@ -9,7 +9,7 @@ per chunk of test rows and derives from it every variant that is a rescaling of 
   ``l2`` is AGG max without it (a zero row scores 0 everywhere either way).
 - Euclidean distances follow from the same product and the norms:
   ‖x' − p'‖² = ‖x'‖² + ‖p'‖² − 2⟨x', p'⟩, with x' = s_x·x and p' = s_p·p; every m of mnn comes
-  from one top-m of them.
+  from one top-m of them, and after NORMpost ``l2`` (‖p'‖ = 1) one top-m serves every NORMinf.
 
 Only NORMpost ``quantile``, which changes the proxies' values, needs its own product. Test rows
 are processed in chunks sized to the device's memory; CUDA out-of-memory halves the chunk.

@@ -173,6 +173,29 @@ def test_an_image_folder_is_split_per_class_and_read_as_rgb(tmp_path):
         prepare_dataset({**spec, "train": str(tmp_path / "nowhere")}, manifest)
 
 
+def test_an_image_folder_with_a_test_folder_keeps_both_as_given(tmp_path):
+    """The README's `image_folder` with `test:`: no split of train, test read from its folder,
+    and class folders that differ between the two are refused naming both."""
+    for label, name in enumerate(["cat", "dog"]):
+        for i in range(3 + label):  # unequal sizes, so a split would show
+            write_png(tmp_path / "train" / name / f"{i}.png", 40 * label + i)
+        write_png(tmp_path / "test" / name / "0.png", 200 + label)
+    spec = {
+        "source": "image_folder",
+        "train": str(tmp_path / "train"),
+        "test": str(tmp_path / "test"),
+    }
+    manifest = tmp_path / "cache" / "manifest.json"
+    prepare_dataset(spec, manifest)
+    assert split_labels(spec, manifest, "train").tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert split_labels(spec, manifest, "test").tolist() == [0, 1]
+    image, label = split_images(spec, manifest, "test")[1]
+    assert label == 1 and np.asarray(image)[0, 0].tolist() == [201, 201, 201]
+    write_png(tmp_path / "test" / "eel" / "0.png", 5)
+    with pytest.raises(ValueError, match=r"class folders \['cat', 'dog', 'eel'\] differ"):
+        prepare_dataset(spec, tmp_path / "other" / "manifest.json")
+
+
 def fake_mnist_m(root: Path, per_split=4):
     for split in ("train", "test"):
         lines = []

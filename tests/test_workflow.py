@@ -186,6 +186,17 @@ def test_editing_a_model_reruns_only_that_models_jobs(finished_run, tmp_path):
     assert not {"dataset", "task"} & set(jobs)
 
 
+def test_editing_the_embedding_section_reruns_extraction_and_what_follows(finished_run, tmp_path):
+    workdir = copy_of_run(finished_run, tmp_path / "copy")
+    config = tiny_config()
+    config["embedding"] = {"batch_size": 7}
+    write_config(workdir / "tiny.yaml", config)
+    jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
+    # every (model, split) extraction and what reads embeddings; not the data or the CNN
+    assert jobs["embeddings"] == 4 and jobs["imprinting"] == 6 and jobs["nc1"] == 4
+    assert not {"dataset", "model", "task"} & set(jobs)
+
+
 COMPARED_OUTPUTS = [
     "tables/imprinting.csv",
     "tables/summary.csv",
