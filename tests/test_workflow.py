@@ -141,7 +141,8 @@ def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_r
         *workdir.glob("results/nc1/**/*.csv"),
     ]
     before = {path: path.stat().st_mtime_ns for path in upstream}
-    snakemake(workdir, "--configfile", "tiny.yaml")
+    # Only the comparison the new m shows in (figures and summaries add time, not evidence)
+    snakemake(workdir, "results/tables/agg.csv", "--configfile", "tiny.yaml")
     assert {path: path.stat().st_mtime_ns for path in upstream} == before
     agg = pd.read_csv(workdir / "results" / "tables" / "agg.csv")
     assert set(agg["treatment"]) == {"max", "mnn m=1", "mnn m=2"}
