@@ -292,7 +292,7 @@ def pam_build(dissimilarity: np.ndarray, k: int) -> np.ndarray:
 
     Written by hand because the package's BUILD recomputes every candidate's gain from all n
     points at each of the k steps (k·n² work: 22 s at n = 6,000, k = 100); here the gains are
-    kept up to date from the rows whose nearest medoid changed (about n² + n·n·ln k), 10x faster.
+    kept up to date from the rows whose nearest medoid changed (about n² + n²·ln k): 1.1 s there.
     Ties must resolve exactly as in the package, which sums each gain sequentially in float64
     and keeps the first candidate with the smallest sum: candidates whose kept-up gain is within
     a rounding bound of the best are re-summed in the package's order (``np.cumsum`` is a
@@ -324,12 +324,13 @@ def pam_build(dissimilarity: np.ndarray, k: int) -> np.ndarray:
     tolerance = 1e-9 * max(float(near.sum()), np.finfo(float).tiny)
     for _ in range(1, k):
         candidates = np.flatnonzero(gain <= gain.min() + tolerance)
-        best, best_sum = -1, 0.0
-        for i in candidates:
-            terms = np.minimum(0.0, d[:, i] - near)
-            exact = np.cumsum(np.concatenate(([-near[i]], terms[:i], terms[i + 1 :])))[-1]
-            if best < 0 or exact < best_sum:
-                best, best_sum = int(i), exact
+        exact = np.concatenate(
+            [
+                _sequential_gains(d, near, candidates[start : start + PAM_BUILD_BLOCK])
+                for start in range(0, len(candidates), PAM_BUILD_BLOCK)
+            ]
+        )
+        best, best_sum = int(candidates[np.argmin(exact)]), exact.min()  # the first smallest
         if best_sum >= 0:  # no candidate lowers the loss
             break
         column = d[:, best]
@@ -348,6 +349,16 @@ def pam_build(dissimilarity: np.ndarray, k: int) -> np.ndarray:
         near = new_near
         medoids.append(best)
     return np.asarray(medoids)
+
+
+def _sequential_gains(d: np.ndarray, near: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Each candidate's gain summed as the package sums it: ``-near[i]``, then
+    ``min(0, d[j, i] - near[j])`` for j = 0..n-1 but i, one after the other (``np.cumsum`` along
+    a row is sequential; the skipped term is set to 0, and adding 0 changes no sum)."""
+    terms = np.minimum(d[:, candidates].T - near[None, :], 0.0)
+    terms[np.arange(len(candidates)), candidates] = 0.0
+    sequence = np.concatenate((-near[candidates, None], terms), axis=1)
+    return np.cumsum(sequence, axis=1)[:, -1]
 
 
 def _gain_terms(d: np.ndarray, rows: np.ndarray, near: np.ndarray) -> np.ndarray:
