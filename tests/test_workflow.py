@@ -1,7 +1,6 @@
 """The Snakemake workflow end to end, on a tiny config in a temporary directory."""
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -30,6 +29,21 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def finished_run(tiny_run, tmp_path_factory):
     return copy_of_run(tiny_run, tmp_path_factory.mktemp("run") / "run")
+
+
+def copy_with_config(finished_run: Path, target: Path, edit) -> Path:
+    """A copy of the finished run whose tiny.yaml is the tiny config changed by ``edit``."""
+    workdir = copy_of_run(finished_run, target)
+    config = tiny_config()
+    edit(config)
+    write_config(workdir / "tiny.yaml", config)
+    return workdir
+
+
+def planned_after(finished_run: Path, target: Path, edit) -> dict[str, int]:
+    """The jobs Snakemake would run after ``edit`` to the tiny config of a finished run."""
+    workdir = copy_with_config(finished_run, target, edit)
+    return planned_jobs(workdir, "--configfile", "tiny.yaml")
 
 
 def test_a_run_prints_no_warnings(finished_run):
@@ -111,11 +125,9 @@ def test_a_second_run_has_nothing_to_do(finished_run):
 
 
 def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_run, tmp_path):
-    workdir = tmp_path / "copy"
-    shutil.copytree(finished_run, workdir, symlinks=True)  # copy2 keeps modification times
-    config = tiny_config()
-    config["imprinting"]["m"] = [1, 2]
-    write_config(workdir / "tiny.yaml", config)
+    workdir = copy_with_config(
+        finished_run, tmp_path / "copy", lambda config: config["imprinting"].update(m=[1, 2])
+    )
     jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
     assert set(jobs) == {
         "imprinting",
@@ -149,12 +161,9 @@ def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_r
 
 
 def test_changing_the_lowshot_section_reruns_only_the_lowshot_stage(finished_run, tmp_path):
-    workdir = tmp_path / "copy"
-    shutil.copytree(finished_run, workdir, symlinks=True)
-    config = tiny_config()
-    config["lowshot"]["epochs"] = 2
-    write_config(workdir / "tiny.yaml", config)
-    jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
+    jobs = planned_after(
+        finished_run, tmp_path / "copy", lambda config: config["lowshot"].update(epochs=2)
+    )
     assert jobs == {
         "lowshot": 2,  # (cnn, pixels) x seed 0
         "collect_lowshot": 1,
@@ -165,22 +174,18 @@ def test_changing_the_lowshot_section_reruns_only_the_lowshot_stage(finished_run
 
 
 def test_editing_a_task_reruns_only_that_tasks_jobs(finished_run, tmp_path):
-    workdir = copy_of_run(finished_run, tmp_path / "copy")
-    config = tiny_config()
-    config["tasks"]["pairs"]["n_shot"] = 5
-    write_config(workdir / "tiny.yaml", config)
-    jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
+    jobs = planned_after(
+        finished_run, tmp_path / "copy", lambda config: config["tasks"]["pairs"].update(n_shot=5)
+    )
     # pairs has one seed (7): its task, and its imprinting and NC1 for the two models
     assert jobs["task"] == 1 and jobs["imprinting"] == 2 and jobs["nc1"] == 2
     assert not {"dataset", "model", "embeddings", "lowshot"} & set(jobs)
 
 
 def test_editing_a_model_reruns_only_that_models_jobs(finished_run, tmp_path):
-    workdir = copy_of_run(finished_run, tmp_path / "copy")
-    config = tiny_config()
-    config["models"]["cnn"]["epochs"] = 3
-    write_config(workdir / "tiny.yaml", config)
-    jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
+    jobs = planned_after(
+        finished_run, tmp_path / "copy", lambda config: config["models"]["cnn"].update(epochs=3)
+    )
     assert jobs["model"] == 1 and jobs["embeddings"] == 2  # the CNN's train and test split
     # imprinting per (task, seed): novel x 2 seeds and pairs x seed 7; NC1 per task; low-shot
     assert jobs["imprinting"] == 3 and jobs["nc1"] == 2 and jobs["lowshot"] == 1
@@ -188,11 +193,9 @@ def test_editing_a_model_reruns_only_that_models_jobs(finished_run, tmp_path):
 
 
 def test_editing_the_embedding_section_reruns_extraction_and_what_follows(finished_run, tmp_path):
-    workdir = copy_of_run(finished_run, tmp_path / "copy")
-    config = tiny_config()
-    config["embedding"] = {"batch_size": 7}
-    write_config(workdir / "tiny.yaml", config)
-    jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
+    jobs = planned_after(
+        finished_run, tmp_path / "copy", lambda config: config.update(embedding={"batch_size": 7})
+    )
     # every (model, split) extraction and what reads embeddings; not the data or the CNN
     assert jobs["embeddings"] == 4 and jobs["imprinting"] == 6 and jobs["nc1"] == 4
     assert not {"dataset", "model", "task"} & set(jobs)
@@ -281,12 +284,11 @@ def test_a_run_killed_during_imprinting_resumes_to_the_same_results(finished_run
 
 
 def test_editing_a_dataset_reruns_everything_from_that_dataset_on(finished_run, tmp_path):
-    workdir = tmp_path / "copy"
-    shutil.copytree(finished_run, workdir, symlinks=True)
-    config = tiny_config()
-    config["datasets"]["digits"]["test_size"] = 0.4
-    write_config(workdir / "tiny.yaml", config)
-    jobs = planned_jobs(workdir, "--configfile", "tiny.yaml")
+    jobs = planned_after(
+        finished_run,
+        tmp_path / "copy",
+        lambda config: config["datasets"]["digits"].update(test_size=0.4),
+    )
     assert {"dataset", "model", "embeddings", "task", "imprinting", "nc1"} <= set(jobs)
     assert jobs["model"] == 1  # the CNN trains on digits; the pixels model does not depend on it
     assert jobs["embeddings"] == 4

@@ -112,8 +112,7 @@ def test_editing_a_library_module_reruns_exactly_the_rules_whose_jobs_ran_it(
 
 def test_editing_library_code_also_reruns_what_depends_on_its_outputs(finished_run, tmp_path):
     repository = copy_of_repository(tmp_path / "repository")
-    workdir = tmp_path / "run"
-    shutil.copytree(finished_run, workdir, symlinks=True)
+    workdir = copy_of_run(finished_run, tmp_path / "run")
     with open(repository / "imprint" / "nc.py", "a") as handle:
         handle.write("\n# an edit\n")
     result = snakemake(

@@ -17,14 +17,19 @@ from tests.test_workflow import planned_jobs
 pytestmark = pytest.mark.workflow
 
 
+def refusal(workdir: Path, config: dict) -> str:
+    """What Snakemake says when it refuses ``config``: it must fail before any job ran."""
+    write_config(workdir / "refused.yaml", config)
+    result = snakemake(workdir, "--configfile", "refused.yaml", check=False)
+    assert result.returncode != 0
+    assert not (workdir / "results").exists()
+    return result.stderr
+
+
 def test_a_bad_config_stops_before_any_job_with_the_key_named(tmp_path):
     config = tiny_config()
     config["imprinting"]["gen"] = ["mean", "k-means"]
-    write_config(tmp_path / "bad.yaml", config)
-    result = snakemake(tmp_path, "--configfile", "bad.yaml", check=False)
-    assert result.returncode != 0
-    assert "config key 'imprinting.gen[1]': 'k-means' is not one of" in result.stderr
-    assert not (tmp_path / "results").exists()
+    assert "config key 'imprinting.gen[1]': 'k-means' is not one of" in refusal(tmp_path, config)
 
 
 def test_the_default_config_builds_its_dag(tmp_path):
@@ -46,7 +51,6 @@ def test_the_paper_config_builds_its_dag_offline(tmp_path):
     assert jobs["comparison"] == 6
 
 
-# Every output but the GEN timings (a measurement of the machine) and what is drawn from them.
 def test_imprinting_on_cuda_without_cuda_stops_before_any_job(tmp_path):
     import torch
 
@@ -54,11 +58,8 @@ def test_imprinting_on_cuda_without_cuda_stops_before_any_job(tmp_path):
         pytest.skip("this machine has CUDA")
     config = tiny_config()
     config["imprinting"]["device"] = "cuda"
-    write_config(tmp_path / "cuda.yaml", config)
-    result = snakemake(tmp_path, "--configfile", "cuda.yaml", check=False)
-    assert result.returncode != 0
-    assert "config key 'imprinting.device': 'cuda', but this machine has no CUDA" in result.stderr
-    assert not (tmp_path / "results").exists()
+    message = "config key 'imprinting.device': 'cuda', but this machine has no CUDA"
+    assert message in refusal(tmp_path, config)
 
 
 def test_imprinting_jobs_on_cuda_ask_a_cluster_for_a_gpu(tmp_path):
