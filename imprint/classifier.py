@@ -61,7 +61,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         Seeds random/kmeans/kmedoids/fps/kls; an int makes ``fit`` deterministic.
     device : {"auto", "cpu", "cuda"}
         Where ``predict`` scores embeddings against the proxies ("auto": CUDA when available).
-        Inputs and outputs stay numpy arrays; GEN runs on the CPU.
+        Inputs and outputs stay numpy arrays; the k-means and farthest-point sampling of GEN
+        run there too (the same proxies on every device up to floating-point ties).
     compat : {"none", "paper"}
         "paper": k-means and k-medoids as the IMPRINT authors' code runs them (see
         :func:`imprint.gen.generate_proxies`).
@@ -148,6 +149,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             self.ls_lambda,
             resolve_seed(self.random_state),
             compat=self.compat,
+            device=self.device,
         )
         self.proxies_ = normalize_proxies(proxies, proxy_position, self.norm_post)
         # Scoring rescales the raw proxies' product for NORMpost none/l2, as the grid does.

@@ -7,10 +7,13 @@ module reruns exactly the stages whose scripts reach it, with no list to keep by
 
 The imports are followed per name, not per module, because the package imports lazily inside
 functions (so that a job does not pay for scikit-learn or torchvision it does not need):
-``from imprint.stages import run_nc1`` reaches the module-level imports of ``imprint.stages``,
-the imports inside ``run_nc1`` and those of the module-level functions, classes and constants
-that ``run_nc1`` names, transitively; a whole-module import (``import imprint.x``) reaches all of
-``imprint.x``. :mod:`modulefinder` only works per module, which would make every stage depend on
+``from imprint.stages import run_nc1`` reaches the top level of ``imprint.stages`` (the top
+level of each module it imports), the imports inside ``run_nc1`` and those of the module-level
+functions, classes and constants that ``run_nc1`` names, transitively, also where they were
+imported from another module of the package; a whole-module import (``import imprint.x``)
+reaches all of ``imprint.x``. A function a module imports at its top but that no reached code
+names is not reached: a statistics job that imports ``imprint.grid`` for its column names does
+not run k-means. :mod:`modulefinder` only works per module, which would make every stage depend on
 everything that ``imprint.stages`` imports in any of its functions; hence this small walker.
 """
 
@@ -33,10 +36,17 @@ TOP = ""
 
 @dataclass
 class _Module:
+    #: what importing the module executes: the modules its top level imports (their top level,
+    #: or all of a module imported whole) and the names its unassigned statements use
     top_imports: list[tuple[str, str]] = field(default_factory=list)
     all_imports: list[tuple[str, str]] = field(default_factory=list)
     # top-level name -> (imports inside its definition, top-level names it refers to)
     symbols: dict[str, tuple[list[tuple[str, str]], set[str]]] = field(default_factory=dict)
+    #: a name bound by a top-level ``from package.x import name`` -> (package.x, name): its
+    #: definition is reached only where code that is reached refers to the name
+    imported_names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: names that top-level statements other than definitions and assignments use on import
+    import_time_names: set[str] = field(default_factory=set)
 
 
 def module_file(module: str) -> Path | None:
@@ -99,17 +109,43 @@ def _parse(module: str) -> _Module:
             # A function's decorators, defaults and annotations run at import time, its body
             # when called: both count for the symbol.
             info.symbols[statement.name] = (_imports(statement, module), _names(statement))
-        elif isinstance(statement, ast.Import | ast.ImportFrom):
+        elif isinstance(statement, ast.ImportFrom):
+            for alias, (target, symbol) in zip(
+                statement.names, _aliased_imports(statement, module), strict=True
+            ):
+                if target is None:
+                    continue  # not this package
+                if symbol == alias.name:
+                    # Importing a function or constant runs the module's top level; its own
+                    # code runs only where something reached uses the name.
+                    info.top_imports.append((target, TOP))
+                    info.imported_names[alias.asname or alias.name] = (target, symbol)
+                else:
+                    info.top_imports.append((target, symbol))
+        elif isinstance(statement, ast.Import):
             info.top_imports += _imports(statement, module)
         else:
             # Other top-level statements (constants, registries, `if TYPE_CHECKING:` blocks)
             # run on import; a constant also stands for what its value names.
-            for name in _assigned(statement):
+            assigned = _assigned(statement)
+            for name in assigned:
                 info.symbols[name] = ([], _names(statement))
-            info.top_imports += [
-                pair for pair in _imports(statement, module) if not _under_type_checking(statement)
-            ]
+            if not _under_type_checking(statement):
+                info.top_imports += _imports(statement, module)
+                if not assigned:  # e.g. a call at import time: what it names runs now
+                    info.import_time_names |= _names(statement)
     return info
+
+
+def _aliased_imports(statement: ast.ImportFrom, module: str) -> list[tuple[str | None, str]]:
+    """Per name of a ``from ... import`` statement, the (module, symbol) pair :func:`_imports`
+    gives for it, or (None, "") for a module outside this package."""
+    pairs = []
+    for alias in statement.names:
+        single = ast.ImportFrom(module=statement.module, names=[alias], level=statement.level)
+        found = _imports(single, module)
+        pairs.append(found[0] if found else (None, ""))
+    return pairs
 
 
 def _under_type_checking(statement: ast.stmt) -> bool:
@@ -132,6 +168,8 @@ def reached_modules(script: str | Path) -> list[str]:
         # Importing a module executes its packages' __init__ first.
         pending += [(".".join(parts[:depth]), TOP) for depth in range(1, len(parts))]
         pending += info.top_imports
+        for name in info.import_time_names:
+            pending += _symbol_imports(module, name)
         if symbol == WHOLE:
             pending += info.all_imports
         elif symbol != TOP:
@@ -143,18 +181,21 @@ def _symbol_imports(module: str, symbol: str) -> list[tuple[str, str]]:
     """The imports that using ``symbol`` of ``module`` can execute: those inside its definition
     and inside the module's other top-level names that it refers to, transitively."""
     info = _parse(module)
-    if symbol not in info.symbols:
-        # A name the module imported itself (a re-export) or defines dynamically.
+    if symbol not in info.symbols and symbol not in info.imported_names:
+        # A name the module defines dynamically (or a class attribute's name): all of it.
         return info.all_imports
     imports, todo, done = [], [symbol], set()
     while todo:
         name = todo.pop()
-        if name in done or name not in info.symbols:
+        if name in done:
             continue
         done.add(name)
-        own_imports, referenced = info.symbols[name]
-        imports += own_imports
-        todo += referenced
+        if name in info.imported_names:  # a name imported at the top and used here
+            imports.append(info.imported_names[name])
+        elif name in info.symbols:
+            own_imports, referenced = info.symbols[name]
+            imports += own_imports
+            todo += referenced
     return imports
 
 

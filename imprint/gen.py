@@ -60,22 +60,31 @@ class KMeansSplit:
     assignment: np.ndarray
 
 
-def kmeans_split(x: np.ndarray, k: int, seed: int, float32: bool = False) -> KMeansSplit:
-    """Seeded scikit-learn k-means of one class (k clipped to the class size).
+def kmeans_split(
+    x: np.ndarray, k: int, seed: int, compat: str = "none", device: str = "cpu"
+) -> KMeansSplit:
+    """Seeded k-means of one class (k clipped to the class size).
 
-    With fewer distinct points than ``k`` scikit-learn returns duplicate centres (and a warning
-    that we silence): the duplicates are kept, so a class always has ``min(k, n)`` centres.
+    By default :func:`imprint.kmeans.kmeans` on ``device``: scikit-learn's ``KMeans`` algorithm
+    and random draws in PyTorch, float64. With ``compat="paper"`` scikit-learn's ``KMeans`` on
+    float32 embeddings, as the IMPRINT authors ran it. With fewer distinct points than ``k``
+    either returns duplicate centres (scikit-learn also a warning, silenced): the duplicates are
+    kept, so a class always has ``min(k, n)`` centres.
     """
     n = len(x)
     if n <= k:
         return KMeansSplit(centers=x.copy(), assignment=np.arange(n))
+    if compat != "paper":
+        from imprint.kmeans import kmeans
+
+        found = kmeans(x, k, seed, device=device)
+        return KMeansSplit(centers=found.centers.astype(x.dtype), assignment=found.labels)
     with warnings.catch_warnings():
         from sklearn.cluster import KMeans
         from sklearn.exceptions import ConvergenceWarning
 
         warnings.simplefilter("ignore", ConvergenceWarning)
-        data = x.astype(np.float32) if float32 else x
-        model = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(data)
+        model = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(x.astype(np.float32))
     return KMeansSplit(centers=model.cluster_centers_.astype(x.dtype), assignment=model.labels_)
 
 
@@ -88,12 +97,15 @@ class GenCache:
     kmeans and kls. k-medoids: the dissimilarity matrix once per class, BUILD once at the largest
     k (BUILD is greedy, so the BUILD medoids for k are the first k of those for the largest k)
     and each k's FasterPAM swap phase from that prefix. FPS: greedy from a start that does not
-    depend on k, so its k points are the first k of the largest k's. Least squares: the Gram
-    matrix is factorised once for ls and every k of kls.
+    depend on k, so its k points are the first k of the largest k's; covmax: one ranking of a
+    class's samples, whose first k are its k points. Least squares: the Gram matrix is
+    factorised once for ls and every k of kls. k-means and FPS run on ``device``.
     """
 
     k_values: tuple[int, ...] = ()
     compat: str = "none"
+    #: where k-means and farthest-point sampling run (``imprinting.device``)
+    device: str = "cpu"
     kmeans: dict[tuple[int, int], KMeansSplit] = field(default_factory=dict)
     #: (gen, class position, k) -> indices of the class's samples that become proxies
     selected: dict[tuple[str, int, int], np.ndarray] = field(default_factory=dict)
@@ -102,7 +114,7 @@ class GenCache:
     def prepare(
         self, x: np.ndarray, y: np.ndarray, gen: str, random_state: int
     ) -> dict[int, float]:
-        """Run the shared work of ``gen`` (kmeans/kls, kmedoids or fps) for every class and k;
+        """Run the shared work of ``gen`` (kmeans/kls, kmedoids, fps, covmax) for every class and k;
         returns, per k, the seconds of that work a run for k alone would have needed."""
         seconds = dict.fromkeys(self.k_values, 0.0)
         paper = self.compat == "paper"
@@ -114,7 +126,7 @@ class GenCache:
                 for k in self.k_values:
                     start = time.perf_counter()
                     self.kmeans[(position, k)] = kmeans_split(
-                        samples, k, kmeans_seed, float32=paper
+                        samples, k, kmeans_seed, self.compat, self.device
                     )
                     seconds[k] += time.perf_counter() - start
             elif gen == "kmedoids" and paper:  # the authors' alternating k-medoids, per k
@@ -130,22 +142,33 @@ class GenCache:
                 start = time.perf_counter()
                 smaller = [k for k in self.k_values if k < len(samples)]
                 order = (
-                    farthest_point_sampling(samples, max(smaller), np.random.default_rng(seed))
+                    farthest_point_sampling(
+                        samples, max(smaller), np.random.default_rng(seed), self.device
+                    )
                     if smaller
                     else None
                 )
+                self._keep_prefixes(gen, position, order, len(samples))
+                elapsed = time.perf_counter() - start
                 for k in self.k_values:
-                    self.selected[(gen, position, k)] = (
-                        order[:k] if k < len(samples) else np.arange(len(samples))
-                    )
+                    seconds[k] += elapsed
+            elif gen == "covmax":
+                start = time.perf_counter()
+                order = np.argsort(-covariance_scores(samples), kind="stable")
+                self._keep_prefixes(gen, position, order, len(samples))
                 elapsed = time.perf_counter() - start
                 for k in self.k_values:
                     seconds[k] += elapsed
         return seconds
 
+    def _keep_prefixes(self, gen: str, position: int, order: Any, n: int) -> None:
+        """Each k's selection as the first k of one greedy ``order`` (all n samples if k >= n)."""
+        for k in self.k_values:
+            self.selected[(gen, position, k)] = order[:k] if k < n else np.arange(n)
+
 
 #: GEN methods with work that :meth:`GenCache.prepare` shares across k.
-SHARED_ACROSS_K = frozenset({"kmeans", "kls", "kmedoids", "fps"})
+SHARED_ACROSS_K = frozenset({"kmeans", "kls", "kmedoids", "fps", "covmax"})
 
 
 def import_backends() -> None:
@@ -166,19 +189,32 @@ def covariance_scores(x: np.ndarray) -> np.ndarray:
     return centered @ centered.sum(axis=0) / max(x.shape[1] - 1, 1)
 
 
-def farthest_point_sampling(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+def farthest_point_sampling(
+    x: np.ndarray, k: int, rng: np.random.Generator, device: str = "cpu"
+) -> np.ndarray:
     """Indices of k samples chosen greedily, each farthest (Euclidean) from those already chosen.
 
     Written by hand: neither scikit-learn nor SciPy offers it, and the greedy loop is a few lines.
-    Starts from a uniformly random sample.
+    Starts from a uniformly random sample (drawn on the CPU, so the same on every device). Runs
+    in PyTorch on ``device``, in float64; distances as ‖x − c‖ of the difference, not from inner
+    products, whose cancellation would reorder near ties.
     """
-    chosen = [int(rng.integers(len(x)))]
-    nearest = np.linalg.norm(x - x[chosen[0]], axis=1)
-    for _ in range(1, k):
-        nxt = int(np.argmax(nearest))
-        chosen.append(nxt)
-        nearest = np.minimum(nearest, np.linalg.norm(x - x[nxt], axis=1))
-    return np.asarray(chosen)
+    import torch
+
+    from imprint.devices import resolve_device
+
+    data = torch.as_tensor(np.asarray(x, dtype=np.float64), device=resolve_device(device))
+    first = int(rng.integers(len(x)))
+    chosen = torch.empty(k, dtype=torch.int64, device=data.device)
+    chosen[0] = first
+    nearest = torch.linalg.vector_norm(data - data[first], dim=1)
+    # The loop stays on the device (no per-step copy to the host): argmax is the first largest.
+    for step in range(1, k):
+        chosen[step] = torch.argmax(nearest)
+        torch.minimum(
+            nearest, torch.linalg.vector_norm(data - data[chosen[step]], dim=1), out=nearest
+        )
+    return chosen.cpu().numpy()
 
 
 def least_squares_proxies(
@@ -263,7 +299,7 @@ def alternate_from(distances: np.ndarray, medoids: np.ndarray, max_iter: int = 3
     return medoids
 
 
-def _select_indices(x: np.ndarray, gen: str, k: int, seed: int) -> np.ndarray:
+def _select_indices(x: np.ndarray, gen: str, k: int, seed: int, device: str = "cpu") -> np.ndarray:
     """Indices of the samples that become proxies for the sample-selecting GEN methods."""
     n = len(x)
     if gen == "all" or n <= k:
@@ -274,7 +310,7 @@ def _select_indices(x: np.ndarray, gen: str, k: int, seed: int) -> np.ndarray:
     if gen == "covmax":
         return np.argsort(-covariance_scores(x), kind="stable")[:k]
     if gen == "fps":
-        return farthest_point_sampling(x, k, rng)
+        return farthest_point_sampling(x, k, rng, device)
     if gen == "kmedoids":
         return kmedoids_for_each_k(x, [k], seed)[0][k]
     if gen == "kmedoids_alternate":
@@ -436,14 +472,16 @@ def generate_proxies(
     random_state: int = 0,
     cache: GenCache | None = None,
     compat: str = "none",
+    device: str = "cpu",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Proxies ``[P, d]`` and their labels ``[P]`` (values of ``y``), in ascending label order.
 
     ``gen`` is one of :data:`GEN_METHODS`:
 
     - ``all``: every sample; ``random``: k samples drawn without replacement; ``mean``: the mean;
-    - ``kmeans``: the centres of a seeded scikit-learn k-means; ``kmedoids``: FasterPAM medoids
-      (BUILD initialisation, from the ``kmedoids`` package, see :func:`kmedoids_for_each_k`);
+    - ``kmeans``: the centres of a seeded k-means (:func:`kmeans_split`); ``kmedoids``:
+      FasterPAM medoids (BUILD initialisation, from the ``kmedoids`` package, see
+      :func:`kmedoids_for_each_k`);
       ``kmedoids_alternate``: the alternating k-medoids of the authors' code
       (:func:`alternating_kmedoids`);
     - ``covmax``: the k samples with the largest :func:`covariance_scores`;
@@ -453,8 +491,11 @@ def generate_proxies(
       them; each proxy keeps its parent class's label.
 
     ``cache`` (a :class:`GenCache`) shares work between calls on the same ``x``: the k-means
-    of a (class, k) between ``kmeans`` and ``kls``, k-medoids and FPS for all k of a class, the
-    least-squares factorisation. The proxies are the same with or without it.
+    of a (class, k) between ``kmeans`` and ``kls``, k-medoids, FPS and covmax for all k of a
+    class, the least-squares factorisation. The proxies are the same with or without it.
+
+    ``device`` (``cpu``, ``cuda`` or ``auto``): where k-means and FPS run; the proxies are the
+    same on every device up to floating-point ties.
 
     ``compat="paper"``: k-means (for kmeans and kls) and k-medoids as the IMPRINT authors' code
     runs them: scikit-learn's ``KMeans(n_clusters=k, random_state=seed)`` on float32 with the
@@ -465,6 +506,8 @@ def generate_proxies(
         raise ValueError(f"unknown compat mode {compat!r}; expected one of {COMPAT_MODES}")
     if cache is not None and cache.compat != compat:
         raise ValueError(f"the cache was prepared for compat {cache.compat!r}, not {compat!r}")
+    if cache is not None and cache.device != device:
+        raise ValueError(f"the cache was prepared on device {cache.device!r}, not {device!r}")
     if gen not in GEN_METHODS:
         raise ValueError(f"unknown GEN method {gen!r}; expected one of {GEN_METHODS}")
     if gen in K_METHODS and k < 1:
@@ -490,7 +533,8 @@ def generate_proxies(
             x[members[position]],
             k,
             gen_seed(random_state, position, compat),
-            float32=compat == "paper",
+            compat,
+            device,
         )
         if cache is not None:
             cache.kmeans[key] = result
@@ -519,7 +563,7 @@ def generate_proxies(
             blocks.append(samples[cache.selected[(gen, position, k)]])
         else:
             method = "kmedoids_alternate" if gen == "kmedoids" and compat == "paper" else gen
-            chosen = _select_indices(samples, method, k, class_seed(random_state, position))
+            chosen = _select_indices(samples, method, k, class_seed(random_state, position), device)
             blocks.append(samples[chosen])
     labels = np.concatenate([np.full(len(b), c) for b, c in zip(blocks, classes, strict=True)])
     return np.concatenate(blocks), labels

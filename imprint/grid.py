@@ -6,7 +6,8 @@ k-medoids' dissimilarities and BUILD, FPS, the least-squares factorisation; see
 :class:`imprint.gen.GenCache`); and one inner-product matrix per proxy set serves NORMpost none
 and l2, every NORMinf, AGG and m (only NORMpost quantile needs its own; see :mod:`imprint.agg`).
 Scoring runs on the CPU or a CUDA device (``device``), in float32 or float64 (``dtype``); GEN
-runs on the CPU in float64.
+runs in float64, k-means and farthest-point sampling on the same device (k-medoids, covmax and
+least squares on the CPU: they are a small share of a job or sequential code).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Grid:
     agg: Sequence[str] = ("max",)
     m: Sequence[int] = (1,)
     ls_lambda: float = 1e-4
-    #: where and in which precision scoring runs (not factors: they do not define a configuration)
+    #: where the engine runs (scoring, k-means, FPS) and the precision of scoring (not factors:
+    #: they do not define a configuration)
     device: str = "auto"
     dtype: str = "float32"
     #: "paper": k-means and k-medoids as the IMPRINT authors' code runs them (imprint.gen)
@@ -104,13 +106,14 @@ def run_grid(
     train_y = np.asarray(train_y)
     test = TestEmbeddings(test_x, grid.device, grid.dtype)
     test_y = torch.as_tensor(np.asarray(test_y), device=test.device)
+    gen_device = test.device.type  # k-means and FPS run beside the scoring
     n_classes = int(train_y.max()) + 1
     variants = grid.variants()
     rescaled = [norm for norm in grid.norm_post if norm in SCALINGS]
     rows, timings = [], []
     for norm_pre in grid.norm_pre:
         x = normalize_embeddings(train_x, norm_pre)
-        cache = GenCache(k_values=tuple(grid.k), compat=grid.compat)
+        cache = GenCache(k_values=tuple(grid.k), compat=grid.compat, device=gen_device)
         shared_seconds = {}  # per method (kls shares kmeans' clusterings), then per k
         for gen in grid.gen:
             method = _shared_method(gen)
@@ -120,7 +123,15 @@ def run_grid(
             for k in grid.k if gen in K_METHODS else (None,):
                 start = time.perf_counter()
                 proxies, proxy_class = generate_proxies(
-                    x, train_y, gen, k or 1, grid.ls_lambda, seed, cache=cache, compat=grid.compat
+                    x,
+                    train_y,
+                    gen,
+                    k or 1,
+                    grid.ls_lambda,
+                    seed,
+                    cache=cache,
+                    compat=grid.compat,
+                    device=gen_device,
                 )
                 gen_time = time.perf_counter() - start
                 if gen in SHARED_ACROSS_K:

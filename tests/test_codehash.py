@@ -110,3 +110,32 @@ def test_the_package_has_no_import_cycles():
 
     cycles = [module for module in modules if reaches(module, module)]
     assert cycles == []
+
+
+def test_a_function_imported_at_the_top_is_reached_only_where_reached_code_names_it(
+    tmp_path, package_copy
+):
+    """Statistics jobs import imprint.grid for its column names; grid's top level imports
+    generate_proxies, whose k-means they never run."""
+    (package_copy / "extra.py").write_text(
+        "from .gen import generate_proxies as make\n"
+        "COLUMNS = ('gen',)\n\n\n"
+        "def build():\n    return make\n"
+    )
+    columns = reached_modules(script(tmp_path, "from imprint.extra import COLUMNS\n"))
+    assert "imprint.gen" in columns  # its top level runs on import
+    assert "imprint.kmeans" not in columns
+    assert "imprint.kmeans" in reached_modules(
+        script(tmp_path, "from imprint.extra import build\n")
+    )
+    # ... and where the module imported whole
+    assert "imprint.kmeans" in reached_modules(script(tmp_path, "import imprint.extra\n"))
+
+
+def test_a_call_at_import_time_reaches_what_it_calls(tmp_path, package_copy):
+    (package_copy / "extra.py").write_text(
+        "from .gen import generate_proxies\n\nif True:\n    generate_proxies\nCOLUMNS = 1\n"
+    )
+    assert "imprint.kmeans" in reached_modules(
+        script(tmp_path, "from imprint.extra import COLUMNS\n")
+    )

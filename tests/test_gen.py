@@ -103,6 +103,41 @@ def test_farthest_point_sampling_by_hand():
     np.testing.assert_array_equal(farthest_point_sampling(x, 3, FirstIndex()), [0, 2, 3])
 
 
+def plain_farthest_point_sampling(x, k, first):
+    """The greedy loop written plainly in numpy, as GEN fps ran before it moved to PyTorch."""
+    chosen = [first]
+    nearest = np.linalg.norm(x - x[first], axis=1)
+    for _ in range(1, k):
+        chosen.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, np.linalg.norm(x - x[chosen[-1]], axis=1))
+    return chosen
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "coarse"])
+def test_farthest_point_sampling_equals_the_plain_numpy_loop(kind):
+    rng = np.random.default_rng(4)
+    for trial in range(5):
+        x = rng.normal(size=(300, 20))
+        if kind == "coarse":  # many exactly equal distances: ties go to the first sample
+            x = np.round(x)
+        first = int(np.random.default_rng(trial).integers(300))
+        expected = plain_farthest_point_sampling(x, 40, first)
+        found = farthest_point_sampling(x, 40, np.random.default_rng(trial))
+        np.testing.assert_array_equal(found, expected)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.parametrize("gen", ["kmeans", "kls", "fps"])
+def test_gen_on_cuda_gives_the_cpu_proxies_up_to_ties(gen):
+    rng = np.random.default_rng(6)
+    y = np.repeat(np.arange(4), 500)
+    x = np.maximum(rng.normal(size=(2000, 64)) + y[:, None] * 0.2, 0)
+    cpu = generate_proxies(x, y, gen, k=10, random_state=2, device="cpu")
+    cuda = generate_proxies(x, y, gen, k=10, random_state=2, device="cuda")
+    np.testing.assert_array_equal(cpu[1], cuda[1])
+    np.testing.assert_allclose(cpu[0], cuda[0], rtol=1e-9, atol=1e-12)
+
+
 def test_least_squares_matches_its_closed_form_and_ridge_on_balanced_classes(two_class_data):
     x, y = two_class_data
     lam = 0.3

@@ -78,6 +78,13 @@ def module_name(module: str) -> str:
     return "imprint" if module == "__init__" else f"imprint.{module}"
 
 
+#: (module, rule) pairs whose hash covers a module that the tiny run's job does not load, because
+#: only another config takes that path: an edit must still rerun them.
+CONFIG_DEPENDENT = {
+    ("kmeans", "lowshot"): "lowshot.init.gen: kmeans runs k-means; the tiny config imprints means",
+}
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_every_library_module_is_hashed_into_exactly_the_rules_whose_jobs_ran_it(
     job_modules, module
@@ -95,7 +102,9 @@ def test_every_library_module_is_hashed_into_exactly_the_rules_whose_jobs_ran_it
         if module_name(module)
         in reached_modules((REPO / "workflow" / "rules" / rules[name].script).resolve())
     }
-    assert hashed == loaded.get(module_name(module), set())
+    expected = loaded.get(module_name(module), set())
+    expected |= {rule for (name, rule) in CONFIG_DEPENDENT if name == module and rule in ran}
+    assert hashed == expected
 
 
 @pytest.mark.parametrize("module", ["gen", "stats"])
