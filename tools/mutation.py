@@ -22,6 +22,7 @@ and tasks take a minute on 2 cores; gen's mutants run the scikit-learn estimator
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EQUIVALENT = Path(__file__).with_name("equivalent_mutants.txt")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def equivalent_mutants() -> dict[str, str]:
@@ -112,7 +114,16 @@ def main() -> None:
     args = parser.parse_args()
     if not args.report_only:
         copy_checkout(args.workdir)
-        subprocess.run([sys.executable, "-m", "mutmut", "run", *args.mutants], cwd=args.workdir)
+        # mutmut forks a child per mutant from a parent that has run the tests: with OpenMP or
+        # BLAS thread pools alive in the parent (torch's, numpy's), the children deadlock in
+        # them and every mutant of the torch engine (agg, kmeans, FPS) "times out", which would
+        # count as caught. One thread each keeps fork safe.
+        single_threaded = {name: "1" for name in THREAD_VARIABLES}
+        subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", *args.mutants],
+            cwd=args.workdir,
+            env={**os.environ, **single_threaded},
+        )
     results = statuses(args.workdir)
     if args.mutants:
         patterns = [
