@@ -15,8 +15,10 @@ rule imprinting:
         ENV
     threads: 1
     resources:
-        # float64 copies of the task's embeddings, normalised variants and score chunks
-        mem_mb=lambda wc, input: max(2000, int(8 * files_size_mb(input)) + 1500),
+        # float64 copies of the task's embeddings, normalised variants, score chunks and a
+        # k-medoids distance matrix: measured 2.4 GiB for MNIST-sized float32 inputs at 512-d
+        # (0.14 GB) and 7.5 GiB at 2,048-d (0.57 GB) (benchmarks/bench_grid.py)
+        mem_mb=lambda wc, input: max(2000, int(13 * files_size_mb(input)) + 1500),
         gpu=1 if config["imprinting"]["device"] == "cuda" else 0,
     params:
         grid={
