@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import Ridge
 
 from imprint.gen import (
@@ -126,7 +127,7 @@ def test_farthest_point_sampling_equals_the_plain_numpy_loop(kind):
         np.testing.assert_array_equal(found, expected)
 
 
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device here")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 @pytest.mark.parametrize("gen", ["kmeans", "kls", "fps"])
 def test_gen_on_cuda_gives_the_cpu_proxies_up_to_ties(gen):
     rng = np.random.default_rng(6)

@@ -15,7 +15,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from imprint.gen import generate_proxies, kmeans_split
+from imprint.gen import class_seed, generate_proxies, kmeans_split
 from imprint.kmeans import _kmeans_plusplus, _lloyd, _update_centers, kmeans
 
 
@@ -208,8 +208,7 @@ def test_gen_kmeans_uses_the_device_engine_and_compat_paper_scikit_learn():
     y = np.repeat([0, 1], 80)
     x = shapes("relu", rng, 160, 6)
     proxies, _ = generate_proxies(x, y, "kmeans", k=5, random_state=1)
-    position_seed = __import__("imprint.gen", fromlist=["class_seed"]).class_seed(1, 0)
-    np.testing.assert_array_equal(proxies[:5], kmeans(x[:80], 5, position_seed).centers)
+    np.testing.assert_array_equal(proxies[:5], kmeans(x[:80], 5, class_seed(1, 0)).centers)
     paper = kmeans_split(x[:80], 5, seed=1, compat="paper")
     theirs = sklearn_kmeans(x[:80].astype(np.float32), 5, 1)
     np.testing.assert_array_equal(paper.centers, theirs.cluster_centers_)
