@@ -33,6 +33,9 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "Fashio
 
 
 def embeddings(kind: str, rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    """Embeddings of the kinds GEN meets: Gaussian modes, non-negative (ReLU) features,
+    L2-normalised rows, and coarse values with many duplicate rows (pixels); tests/test_kmeans.py
+    draws its data here too."""
     modes = rng.normal(size=(5, d)) * 2
     x = modes[rng.integers(5, size=n)] + rng.normal(size=(n, d))
     if kind == "relu":

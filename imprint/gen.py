@@ -138,33 +138,25 @@ class GenCache:
                 for k, chosen in medoids.items():
                     self.selected[(gen, position, k)] = chosen
                     seconds[k] += setup + swaps.get(k, 0.0)
-            elif gen == "fps":
+            elif gen in ("fps", "covmax"):
+                # Greedy orders: each k's points are the first k of one order per class
                 start = time.perf_counter()
-                smaller = [k for k in self.k_values if k < len(samples)]
-                order = (
-                    farthest_point_sampling(
-                        samples, max(smaller), np.random.default_rng(seed), self.device
+                n = len(samples)
+                largest = max([k for k in self.k_values if k < n], default=0)
+                if gen == "covmax":
+                    order = np.argsort(-covariance_scores(samples), kind="stable")
+                elif largest:
+                    order = farthest_point_sampling(
+                        samples, largest, np.random.default_rng(seed), self.device
                     )
-                    if smaller
-                    else None
-                )
-                self._keep_prefixes(gen, position, order, len(samples))
-                elapsed = time.perf_counter() - start
+                else:
+                    order = None  # every k keeps all samples
                 for k in self.k_values:
-                    seconds[k] += elapsed
-            elif gen == "covmax":
-                start = time.perf_counter()
-                order = np.argsort(-covariance_scores(samples), kind="stable")
-                self._keep_prefixes(gen, position, order, len(samples))
+                    self.selected[(gen, position, k)] = order[:k] if k < n else np.arange(n)
                 elapsed = time.perf_counter() - start
                 for k in self.k_values:
                     seconds[k] += elapsed
         return seconds
-
-    def _keep_prefixes(self, gen: str, position: int, order: Any, n: int) -> None:
-        """Each k's selection as the first k of one greedy ``order`` (all n samples if k >= n)."""
-        for k in self.k_values:
-            self.selected[(gen, position, k)] = order[:k] if k < n else np.arange(n)
 
 
 #: GEN methods with work that :meth:`GenCache.prepare` shares across k.

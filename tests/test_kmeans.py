@@ -7,37 +7,15 @@ near-tie differently). benchmarks/bench_kmeans.py runs the same study at MNIST s
 compares the accuracy of the kmeans GEN configurations.
 """
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
+from benchmarks.bench_kmeans import embeddings as shapes
+from benchmarks.bench_kmeans import sklearn_kmeans
 from imprint.gen import class_seed, generate_proxies, kmeans_split
 from imprint.kmeans import _kmeans_plusplus, _lloyd, _update_centers, kmeans
-
-
-def sklearn_kmeans(x, k, seed):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(x)
-
-
-def shapes(kind: str, rng: np.random.Generator, n: int, d: int) -> np.ndarray:
-    """Embeddings of the kinds GEN meets: Gaussian modes, non-negative (ReLU) features,
-    L2-normalised rows, and coarse values with many duplicate rows (pixels)."""
-    modes = rng.normal(size=(5, d)) * 2
-    x = modes[rng.integers(5, size=n)] + rng.normal(size=(n, d))
-    if kind == "relu":
-        return np.maximum(x, 0)
-    if kind == "unit":
-        x = np.maximum(x, 0) + 1e-3
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
-    if kind == "coarse":
-        return np.clip(np.round(x / 2), -1, 1)
-    return x
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "relu", "unit", "coarse"])
