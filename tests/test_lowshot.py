@@ -1,5 +1,5 @@
 """Qi et al.'s low-shot learning (imprint.lowshot): the cosine head, imprinting into it,
-oversampling, augmentation, the methods on synthetic data, the summary and the config checks."""
+oversampling, augmentation, the methods on synthetic data and the config checks."""
 
 import copy
 
@@ -24,7 +24,6 @@ from imprint.lowshot import (
     run_seed,
 )
 from imprint.models import cosine_classifier, small_cnn
-from imprint.stats import lowshot_summary
 from tests.conftest import SCHEMA, tiny_config
 
 
@@ -275,26 +274,6 @@ def test_the_results_table_has_the_documented_columns_and_empty_epochs():
     assert list(table.columns) == list(COLUMNS)
     assert table["epoch"].isna().tolist() == [True, False]
     assert table.to_csv(index=False).splitlines()[1].split(",")[7] == ""
-
-
-def test_the_summary_takes_the_final_epoch_and_averages_over_seeds():
-    rows = []
-    for seed, (start, end) in enumerate([(0.1, 0.5), (0.3, 0.9)]):
-        for epoch, value in [(0, start), (1, (start + end) / 2), (2, end)]:
-            rows.append(dict(seed=seed, method="imprint_ft", epoch=epoch, novel_accuracy=value))
-        rows.append(dict(seed=seed, method="imprint", epoch=pd.NA, novel_accuracy=start))
-    table = pd.DataFrame(rows).assign(
-        model="m", task="t", scope="full", init="mean", n_shot=1, all_accuracy=0.5
-    )
-    table["epoch"] = table["epoch"].astype("Int64")
-    summary = lowshot_summary(table).set_index("method")
-    assert list(summary.index) == ["imprint", "imprint_ft"]  # Qi et al.'s order
-    assert summary.loc["imprint_ft", "novel_accuracy_mean"] == pytest.approx(0.7)
-    assert summary.loc["imprint_ft", "novel_accuracy_std"] == pytest.approx(
-        np.std([0.5, 0.9], ddof=1)
-    )
-    assert summary.loc["imprint_ft", "epoch"] == 2 and summary.loc["imprint_ft", "n_seeds"] == 2
-    assert summary.loc["imprint", "novel_accuracy_mean"] == pytest.approx(0.2)
 
 
 # -- configuration -----------------------------------------------------------------------------

@@ -7,12 +7,16 @@ from statsmodels.stats.multitest import multipletests
 
 from imprint.figures import cd_diagram
 from imprint.stats import (
+    _check_defined,
     average_ranks,
     compare,
     comparison_matrix,
     comparison_table,
     configuration_summary,
     gen_time_summary,
+    lowshot_summary,
+    median_over_seeds,
+    nc1_summary,
     nc1_vs_gain,
     nemenyi_critical_difference,
     paper_table,
@@ -485,3 +489,359 @@ def test_the_paper_tables_latex_has_the_papers_headers_and_two_decimals():
     assert "Description & NORMpre & Avg. Rank & Avg. Acc. & Std & Stderr & Count & GEN" in latex
     assert "best in group & none & 2.00 & 0.65 &" in latex
     assert "\\toprule" in latex and "\\bottomrule" in latex
+
+
+def test_the_comparison_table_has_its_columns_and_values_by_hand():
+    result = compare(CONSISTENT)
+    table = comparison_table(result)
+    assert list(table.columns) == [
+        "treatment",
+        "mean_accuracy",
+        "std_accuracy",
+        "mean_rank",
+        "n_groups",
+        "friedman_statistic",
+        "friedman_pvalue",
+        "posthoc_test",
+        "critical_difference",
+        "p_vs_a",
+        "p_vs_b",
+        "p_vs_c",
+    ]
+    a = table.iloc[0]
+    assert a["treatment"] == "a" and a["n_groups"] == 4 and result.n_groups == 4
+    assert a["mean_accuracy"] == pytest.approx((0.9 + 0.6 + 0.95 + 0.7) / 4)
+    assert a["std_accuracy"] == pytest.approx(np.std([0.9, 0.6, 0.95, 0.7], ddof=1))
+    assert a["friedman_statistic"] == pytest.approx(8.0)
+    assert a["friedman_pvalue"] == pytest.approx(np.exp(-4.0))
+    assert a["posthoc_test"] == "Nemenyi"
+    # Demšar's CD for 3 treatments, 4 groups: q_0.05 = 2.343 (Table 5(a)).
+    assert a["critical_difference"] == pytest.approx(2.343 * np.sqrt(3 * 4 / (6 * 4)), abs=1e-3)
+    # Two groups: the standard deviation over them; one group: none.
+    two = compare(CONSISTENT.iloc[:2]).table.set_index("treatment")
+    assert two.loc["a", "std_accuracy"] == pytest.approx(np.std([0.9, 0.6], ddof=1))
+    one = compare(CONSISTENT.iloc[:1]).table
+    assert one["std_accuracy"].isna().all() and (one["n_groups"] == 1).all()
+
+
+def test_a_p_value_equal_to_alpha_is_not_significant():
+    pvalue = compare(CONSISTENT).friedman_pvalue
+    at_alpha = compare(CONSISTENT, alpha=pvalue)
+    assert not at_alpha.posthoc_run and "not significant" in at_alpha.note
+    assert compare(CONSISTENT, alpha=pvalue * 1.001).posthoc_run
+
+
+def test_identical_results_have_friedman_statistic_zero_and_no_post_hoc():
+    same = compare(pd.DataFrame({"a": [1, 2], "b": [1, 2], "c": [1, 2]}))
+    assert same.friedman_statistic == 0.0 and same.friedman_pvalue == 1.0
+    assert same.note.startswith("every treatment scores the same in every group")
+    assert same.posthoc_run is False and same.pvalues.isna().all().all()
+
+
+def test_min_and_max_in_where_bound_k_and_keep_methods_without_it():
+    def columns(where):
+        return list(
+            comparison_matrix(
+                results_frame(), "gen", {"factors": ["gen", "k"], "where": where}
+            ).columns
+        )
+
+    l2 = {"norm_post": ["l2"]}
+    assert columns({**l2, "k": {"min": 5}}) == ["kmeans k=5", "mean"]
+    assert columns({**l2, "k": {"min": 2}}) == ["kmeans k=2", "kmeans k=5", "mean"]
+    assert columns({**l2, "k": {"min": 2, "max": 2}}) == ["kmeans k=2", "mean"]
+    assert columns({**l2, "k": {"min": 3, "max": 5}}) == ["kmeans k=5", "mean"]
+    assert columns({**l2, "k": {"max": 5}}) == ["kmeans k=2", "kmeans k=5", "mean"]
+
+
+def test_a_group_missing_a_treatment_is_dropped_not_the_treatment():
+    results = results_frame()
+    results = results[~((results["task"] == "t1") & results["k"].eq(5).fillna(False))]
+    matrix = comparison_matrix(results, "methods", methods_spec())
+    assert list(matrix.columns) == ["Qi", "ours", "plain"] and list(matrix.index) == [("m", "t2")]
+    results = results[~((results["task"] == "t2") & (results["gen"] == "mean"))]
+    with pytest.raises(
+        ValueError,
+        match=r"no group \(model × task\) has results for every "
+        r"treatment \(Qi, ours, plain\)",
+    ):
+        comparison_matrix(results, "methods", methods_spec())
+
+
+def test_the_models_key_restricts_the_groups():
+    results = pd.concat([results_frame(), results_frame().assign(model="n", accuracy=0.1)])
+    matrix = comparison_matrix(results, "methods", methods_spec(models=["n"]))
+    assert list(matrix.index) == [("n", "t1"), ("n", "t2")]
+    table = paper_table(results, methods_spec(models=["n"], tasks=["t2"]))
+    assert (table["n_groups"] == 1).all() and (table["mean_accuracy"] == 0.1).all()
+
+
+def test_errors_name_the_comparison_and_where_the_factor_is_left_open():
+    with pytest.raises(
+        ValueError, match="comparison 'gen': factor 'norm_post' still varies after 'where'; fix"
+    ):
+        comparison_matrix(results_frame(), "gen", {"factors": ["gen", "k"]})
+    spec = {"configurations": {"mean": {"gen": "mean"}, "k5": {"gen": "kmeans", "k": 5}}}
+    with pytest.raises(
+        ValueError,
+        match="comparison 'mine': factor 'norm_post' still varies after 'configurations'",
+    ):
+        comparison_matrix(results_frame(), "mine", spec)
+
+
+def test_a_factor_that_is_empty_in_some_rows_and_set_in_others_still_varies():
+    medians = pd.DataFrame(
+        {"model": "m", "task": "t", "treatment": "x", "gen": "kmeans", "k": [pd.NA, 5]}
+    ).astype({"k": "Int64"})
+    for factor in ("norm_pre", "norm_post", "norm_inf", "agg", "m"):
+        medians[factor] = "l2" if factor != "m" else pd.NA
+    with pytest.raises(ValueError, match="factor 'k' still varies"):
+        _check_defined(medians, "c", ["gen"], [], "where")
+    _check_defined(medians, "c", ["gen"], ["k"], "where")  # maximised over: fine
+
+
+def test_medians_over_seeds_are_one_sorted_row_per_configuration():
+    results = results_frame().sample(frac=1.0, random_state=0)  # rows in any order
+    medians = median_over_seeds(results)
+    assert len(medians) == 2 * 3 * 2  # tasks x (mean, kmeans k=2, k=5) x norm_post
+    keys = ["task", "gen", "k", "norm_post"]
+    assert medians[keys].equals(medians.sort_values(keys)[keys].reset_index(drop=True))
+    # the noise (0, +0.02, -0.10) has median 0: the mean would be 0.027 lower
+    row = medians[(medians["gen"] == "mean") & (medians["norm_post"] == "l2")].iloc[0]
+    assert row["accuracy"] == pytest.approx(0.6)
+
+
+def test_treatment_labels_show_integer_k_and_go_on_after_an_empty_factor():
+    factors = ["gen", "k", "norm_post"]
+    assert treatment_label({"gen": "kmeans", "k": 5.0, "norm_post": "l2"}, factors) == (
+        "kmeans k=5 post=l2"
+    )
+    assert treatment_label({"gen": "mean", "k": np.nan, "norm_post": "l2"}, factors) == (
+        "mean post=l2"
+    )
+    assert treatment_label({"agg": "mnn", "m": 3.0}, ["agg", "m"]) == "mnn m=3"
+
+
+def test_summaries_have_exactly_their_columns():
+    assert list(configuration_summary(results_frame()).columns) == [
+        "gen",
+        "k",
+        "norm_pre",
+        "norm_post",
+        "norm_inf",
+        "agg",
+        "m",
+        "mean_accuracy",
+        "std_accuracy",
+        "mean_rank",
+        "n_groups",
+    ]
+    gen_time = pd.DataFrame(
+        [("m", "t", 0, "mean", None, "l2", 0.5)],
+        columns=["model", "task", "seed", "gen", "k", "norm_pre", "gen_time_s"],
+    ).astype({"k": "Int64"})
+    assert list(gen_time_summary(gen_time).columns) == [
+        "gen",
+        "k",
+        "mean_s",
+        "median_s",
+        "min_s",
+        "max_s",
+        "n_groups",
+    ]
+
+
+def test_spearman_needs_three_points_and_varying_nc1_and_gain():
+    results, nc1_rows, _, _ = gain_tables()
+    results, nc1_rows = results[results["model"] == "a"], nc1_rows[nc1_rows["model"] == "a"]
+
+    def rho(results, nc1_rows, tasks=("t1", "t2", "t3")):
+        table = nc1_vs_gain(results, nc1_rows, [5], list(tasks))
+        return table["spearman_rho"].iloc[0], table["n_points"].iloc[0]
+
+    rho_two, points = rho(results, nc1_rows, ["t1", "t2"])
+    assert np.isnan(rho_two) and points == 2  # 2 points: no correlation
+    # 3 points: NC1 0.1 < 1 < 3, gains 0, 0.05, 0.02: ranks (1 2 3) and (1 3 2), rho = 1/2
+    assert rho(results, nc1_rows) == (pytest.approx(0.5), 3)
+    # Two distinct values, tied ranks (1, 2.5, 2.5) against (1, 3, 2) or the reverse:
+    # Pearson's r of the ranks = 1.5 / sqrt(1.5 * 2) = sqrt(3) / 2.
+    two_nc1_levels = nc1_rows.assign(nc1=nc1_rows["nc1"].where(nc1_rows["task"] != "t3", 1.0))
+    assert rho(results, two_nc1_levels)[0] == pytest.approx(np.sqrt(3) / 2)
+    kmeans_t3 = (results["task"] == "t3") & (results["gen"] == "kmeans")
+    two_gain_levels = results.assign(
+        accuracy=results["accuracy"].where(~kmeans_t3, results["accuracy"] + 0.03)
+    )  # gains 0, 0.05, 0.05
+    assert rho(two_gain_levels, nc1_rows)[0] == pytest.approx(np.sqrt(3) / 2)
+    constant_nc1 = nc1_rows.assign(nc1=1.0)
+    assert np.isnan(rho(results, constant_nc1)[0])
+
+
+def test_nc1_vs_gain_without_k_values_is_an_empty_table_with_the_columns():
+    results, nc1_rows, _, _ = gain_tables()
+    table = nc1_vs_gain(results, nc1_rows, [], ["t1"])
+    assert table.empty and list(table.columns) == [
+        "model",
+        "task",
+        "k",
+        "nc1",
+        "mean_accuracy",
+        "kmeans_accuracy",
+        "gain",
+        "spearman_rho",
+        "spearman_pvalue",
+        "n_points",
+    ]
+
+
+def test_the_paper_tables_where_and_empty_configurations():
+    spec = {"factors": ["norm_pre"], "best_of": ["gen", "k"], "where": {"gen": ["kmeans"]}}
+    table = paper_table(paper_results(), spec)
+    assert set(table["gen"]) == {"kmeans"}
+    with pytest.raises(ValueError, match="configuration 'ls' selects no results"):
+        paper_table(paper_results(), {"configurations": {"ls": {"gen": "ls"}}})
+
+
+def test_the_paper_table_keeps_a_level_combination_without_k():
+    table = paper_table(paper_results(), {"factors": ["gen", "k"], "best_of": ["norm_pre"]})
+    assert list(table["gen"]) == ["mean", "kmeans"]  # mean (k empty) ranks first
+    assert table["k"].isna().tolist() == [True, False]
+
+
+def test_the_paper_tables_latex_escapes_cells_and_marks_empty_factors():
+    spec = {"configurations": {"Qi_et al. & co": {"gen": "mean", "norm_pre": "l2"}}}
+    latex = paper_table_latex(paper_table(paper_results(), spec), "c")
+    assert "\\begin{table}[t]" in latex
+    assert "Qi\\_et al. \\& co &" in latex
+    # k and m do not apply to GEN mean with AGG max: shown as "-"
+    row = next(line for line in latex.splitlines() if line.startswith("Qi"))
+    assert row.rstrip(" \\").split(" & ")[-7:] == ["mean", "-", "l2", "l2", "l2", "max", "-"]
+
+
+def test_nc1_summary_by_hand():
+    rows = pd.DataFrame(
+        [
+            ("m", "t2", 0, "papyan", 2.0, 3),
+            ("m", "t2", 1, "papyan", 4.0, 3),
+            ("m", "t2", 2, "papyan", 9.0, 3),
+            ("m", "t2", 0, "imprint_code", 1.0, 3),
+            ("m", "t1", 0, "papyan", 0.5, 2),
+        ],
+        columns=["model", "task", "seed", "variant", "nc1", "n_labels"],
+    )
+    summary = nc1_summary(rows)
+    assert list(summary.columns) == [
+        "model",
+        "task",
+        "variant",
+        "nc1",
+        "nc1_std",
+        "n_seeds",
+        "n_labels",
+    ]
+    assert list(zip(summary["task"], summary["variant"], strict=True)) == [
+        ("t1", "papyan"),
+        ("t2", "imprint_code"),
+        ("t2", "papyan"),
+    ]
+    t2 = summary.iloc[2]
+    assert t2["nc1"] == pytest.approx(5.0) and t2["nc1_std"] == pytest.approx(
+        np.std([2, 4, 9], ddof=1)
+    )
+    assert t2["n_seeds"] == 3 and t2["n_labels"] == 3 and summary.iloc[0]["n_labels"] == 2
+    # a table without variants: one row per group
+    plain = nc1_summary(rows[rows["variant"] == "papyan"].drop(columns="variant"))
+    assert list(plain.columns) == ["model", "task", "nc1", "nc1_std", "n_seeds", "n_labels"]
+    assert list(plain["nc1"]) == pytest.approx([0.5, 5.0])
+
+
+def lowshot_rows():
+    """Two seeds of imprint (no epochs) and imprint_ft (seed 0 trained 3 epochs, seed 1 two),
+    at n_shot 1 and 5, plus rand_noft at n_shot 1."""
+    rows = []
+    for n_shot in (5, 1):
+        for seed, (start, end) in enumerate([(0.1, 0.5), (0.3, 0.9)]):
+            epochs = [0, 1, 2] if seed == 0 else [0, 1]
+            for epoch in epochs:
+                value = end if epoch == epochs[-1] else start
+                rows.append(
+                    dict(
+                        seed=seed,
+                        method="imprint_ft",
+                        epoch=epoch,
+                        n_shot=n_shot,
+                        novel_accuracy=value + n_shot,
+                        all_accuracy=value / 2,
+                    )
+                )
+            rows.append(
+                dict(
+                    seed=seed,
+                    method="imprint",
+                    epoch=pd.NA,
+                    n_shot=n_shot,
+                    novel_accuracy=start,
+                    all_accuracy=start + seed,
+                )
+            )
+    rows.append(
+        dict(
+            seed=0, method="rand_noft", epoch=pd.NA, n_shot=1, novel_accuracy=0.0, all_accuracy=0.4
+        )
+    )
+    table = pd.DataFrame(rows).assign(model="m", task="t", scope="full", init="mean")
+    return table.astype({"epoch": "Int64"})
+
+
+def test_the_lowshot_summary_takes_each_seeds_final_epoch_and_averages_over_seeds():
+    summary = lowshot_summary(lowshot_rows())
+    assert list(summary.columns) == [
+        "model",
+        "task",
+        "scope",
+        "init",
+        "method",
+        "n_shot",
+        "novel_accuracy_mean",
+        "novel_accuracy_std",
+        "all_accuracy_mean",
+        "all_accuracy_std",
+        "epoch",
+        "n_seeds",
+    ]
+    # Qi et al.'s order of methods, then n_shot
+    assert list(zip(summary["method"], summary["n_shot"], strict=True)) == [
+        ("rand_noft", 1),
+        ("imprint", 1),
+        ("imprint", 5),
+        ("imprint_ft", 1),
+        ("imprint_ft", 5),
+    ]
+    ft = summary.iloc[4]
+    assert ft["novel_accuracy_mean"] == pytest.approx(0.7 + 5)  # the final epochs: 0.5, 0.9
+    assert ft["novel_accuracy_std"] == pytest.approx(np.std([0.5, 0.9], ddof=1))
+    assert ft["all_accuracy_mean"] == pytest.approx(0.35)
+    assert ft["all_accuracy_std"] == pytest.approx(np.std([0.25, 0.45], ddof=1))
+    assert ft["epoch"] == 2 and ft["n_seeds"] == 2
+    imprint = summary.iloc[1]
+    assert imprint["novel_accuracy_mean"] == pytest.approx(0.2)
+    assert imprint["all_accuracy_mean"] == pytest.approx(0.7) and imprint["n_seeds"] == 2
+    assert pd.isna(imprint["epoch"]) and np.isnan(summary.iloc[0]["novel_accuracy_std"])
+
+
+def test_wilcoxon_holm_keeps_zero_differences_in_the_ranking():
+    # a and b tie in 20 of 60 groups: Pratt's method ranks those zeros (then drops them),
+    # Wilcoxon's original method drops them first: p 0.050 against 0.015 here.
+    rng = np.random.default_rng(0)
+    a = rng.random(60)
+    b = a + np.r_[np.zeros(20), rng.normal(0.02, 0.05, 40)]
+    c = a + 0.3
+    pvalues = wilcoxon_holm(pd.DataFrame({"a": a, "b": b, "c": c}))
+    raw = {
+        method: scipy.stats.wilcoxon(a, b, zero_method=method).pvalue
+        for method in ("pratt", "wilcox")
+    }
+    assert raw["pratt"] > 2 * raw["wilcox"]
+    pratt = [
+        scipy.stats.wilcoxon(x, y, zero_method="pratt").pvalue for x, y in [(a, b), (a, c), (b, c)]
+    ]
+    assert pvalues.loc["a", "b"] == pytest.approx(multipletests(pratt, method="holm")[1][0])
