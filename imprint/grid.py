@@ -101,7 +101,7 @@ def run_grid(
     """
     import torch
 
-    import_backends()
+    import_backends(grid.gen, grid.compat)
     train_x = np.asarray(train_x, dtype=np.float64)
     train_y = np.asarray(train_y)
     test = TestEmbeddings(test_x, grid.device, grid.dtype)

@@ -140,3 +140,105 @@ def test_mnn_weights_votes_by_inverse_distance_not_its_square_or_a_count():
         predict_variants(np.array([[0.0]]), proxies, proxy_class, 2, [("mnn", 3)])[("mnn", 3)][0]
         == 1
     )
+
+
+def test_max_alone_is_derived_for_every_normpost():
+    # AGG max only (no mnn): both NORMpost rescalings still get their predictions. Proxy 1 has
+    # the larger inner product, proxy 0 the larger cosine.
+    proxies, proxy_class = np.array([[1.0, 0.0], [3.0, 3.0]]), np.array([0, 1])
+    test = TestEmbeddings(np.array([[1.0, 0.1]]), device="cpu", dtype="float64")
+    found = predict_all(test, proxies, proxy_class, 2, [("max", 0)], ["none", "l2"], ["none"])
+    assert found[("none", "none", "max", 0)].tolist() == [1]
+    assert found[("l2", "none", "max", 0)].tolist() == [0]
+
+
+def test_a_zero_proxy_under_l2_normpost_stays_at_the_origin_for_mnn():
+    # L2 leaves a zero proxy at zero, so it is not at distance 1 from the origin as unit proxies
+    # are: x = (0.3, 0) is 0.3 from the zero proxy (class 1), 0.7 from (1, 0), 1.04 from (0, 1).
+    proxies = np.array([[4.0, 0.0], [0.0, 0.0], [0.0, 2.0]])
+    proxy_class = np.array([0, 1, 0])
+    x = np.array([[0.3, 0.0], [0.9, 0.1]])
+    test = TestEmbeddings(x, device="cpu", dtype="float64")
+    variants = [("mnn", 1), ("mnn", 2)]
+    found = predict_all(test, proxies, proxy_class, 2, variants, ["l2"], ["none"])
+    normalised = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    for agg, m in variants:
+        expected = brute_force(x, normalised, proxy_class, 2, agg, m)
+        assert found[("l2", "none", agg, m)].tolist() == expected.tolist(), m
+    assert found[("l2", "none", "mnn", 1)].tolist() == [1, 0]
+
+
+def test_no_test_rows_give_empty_integer_predictions():
+    test = TestEmbeddings(np.empty((0, 2)), device="cpu", dtype="float64")
+    found = predict_all(test, np.eye(2), np.array([0, 1]), 2, [("max", 0), ("mnn", 1)])
+    for prediction in found.values():
+        assert prediction.shape == (0,) and str(prediction.dtype) == "torch.int64"
+
+
+def test_the_default_chunks_cover_every_row_when_the_proxies_need_several():
+    # 40,000 proxies: 2**24 score elements per chunk hold 419 rows, so 1,000 rows take three.
+    rng = np.random.default_rng(0)
+    proxies = rng.normal(size=(40_000, 2))
+    proxy_class = np.arange(40_000) % 3
+    x = rng.normal(size=(1_000, 2))
+    default = predict_variants(x, proxies, proxy_class, 3, [("max", 0)])
+    whole = predict_variants(x, proxies, proxy_class, 3, [("max", 0)], chunk_size=1_000)
+    np.testing.assert_array_equal(default[("max", 0)], whole[("max", 0)])
+
+
+def test_out_of_memory_on_a_single_row_is_raised_and_one_row_is_tried(monkeypatch):
+    import torch
+
+    from imprint import agg
+
+    chunk = agg._predict_chunk
+    calls = []
+
+    def one_row_fits(test, start, stop, *args):
+        calls.append(stop - start)
+        assert len(calls) < 100, "the chunk never shrinks to one row"
+        if stop - start > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return chunk(test, start, stop, *args)
+
+    def nothing_fits(*args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    x, proxies, proxy_class = np.arange(6.0)[:, None], np.array([[0.0], [5.0]]), np.array([0, 1])
+    monkeypatch.setattr(agg, "_predict_chunk", one_row_fits)
+    found = predict_variants(x, proxies, proxy_class, 2, [("mnn", 1)], chunk_size=6)
+    assert found[("mnn", 1)].tolist() == [0, 0, 0, 1, 1, 1] and calls[:3] == [6, 3, 1]
+    monkeypatch.setattr(agg, "_predict_chunk", nothing_fits)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        predict_variants(x, proxies, proxy_class, 2, [("mnn", 1)], chunk_size=6)
+
+
+def test_test_embeddings_default_to_float32_on_the_cpu_here_and_convert():
+    import torch
+
+    test = TestEmbeddings(np.ones((2, 3)))
+    assert test.x.dtype == torch.float32 and test.device.type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        assert test.device.type == "cpu"
+    assert TestEmbeddings(np.ones((2, 3)), device="cpu", dtype="float64").x.dtype == torch.float64
+
+
+def test_predict_variants_scores_in_float64_by_default():
+    # Proxies 1 - 2e-6 (class 0) and 1 + 1e-6 (class 1), x = 1: ranked by |p|^2 - 2<x, p> =
+    # -1 + (p - 1)^2, i.e. -1 + 4e-12 against -1 + 1e-12. float64 resolves that (class 1 is
+    # nearer); in float32 both are -1, and the tie goes to class 0.
+    proxies, proxy_class = np.array([[1.0 - 2e-6], [1.0 + 1e-6]]), np.array([0, 1])
+    found = predict_variants(np.array([[1.0]]), proxies, proxy_class, 2, [("mnn", 1)])
+    assert found[("mnn", 1)].tolist() == [1]
+    single = predict_variants(
+        np.array([[1.0]]), proxies, proxy_class, 2, [("mnn", 1)], dtype="float32"
+    )
+    assert single[("mnn", 1)].tolist() == [0]
+
+
+def test_unknown_agg_and_norm_errors_say_what_is_known():
+    test = TestEmbeddings(np.ones((1, 1)), device="cpu")
+    with pytest.raises(ValueError, match=r"unknown AGG method 'sum'; expected one of \('max', "):
+        predict_all(test, np.ones((1, 1)), np.zeros(1, int), 1, [("sum", 0)])
+    with pytest.raises(ValueError, match="'quantile' is not a rescaling; expected one of"):
+        predict_all(test, np.ones((1, 1)), np.zeros(1, int), 1, [("max", 0)], ["quantile"])

@@ -92,8 +92,11 @@ def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(
     assert len(timing) == (2 * (3 + 7 * 2) if compat == "none" else 2 * 3 * 2)
     assert (timing["gen_time_s"] >= 0).all()
     assert len(table) == grid.size()
+    # fit reads neither NORMinf nor AGG nor m (predict does): one fit per GEN, k and NORM, the
+    # predict-time parameters set on it for each configuration
+    fitted = {}
     for row in table.to_dict("records"):
-        clf = ImprintingClassifier(
+        params = dict(
             gen=row["gen"],
             k=1 if pd.isna(row["k"]) else int(row["k"]),
             norm_pre=row["norm_pre"],
@@ -101,11 +104,21 @@ def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(
             norm_inf=row["norm_inf"],
             agg=row["agg"],
             m=1 if pd.isna(row["m"]) else int(row["m"]),
-            ls_lambda=1e-3,
-            random_state=5,
-            compat=compat,
         )
-        assert clf.fit(x_train, y_train).score(x_test, y_test) == row["accuracy"], row
+        fit_key = (params["gen"], params["k"], params["norm_pre"], params["norm_post"])
+        if fit_key not in fitted:
+            fitted[fit_key] = ImprintingClassifier(
+                **params, ls_lambda=1e-3, random_state=5, compat=compat
+            ).fit(x_train, y_train)
+        clf = fitted[fit_key].set_params(**params)
+        assert clf.score(x_test, y_test) == row["accuracy"], row
+    # ... which a fresh fit with every parameter set confirms
+    for params in ({"norm_inf": "none", "agg": "mnn", "m": 4}, {"norm_inf": "l2", "agg": "max"}):
+        fresh = ImprintingClassifier(
+            gen="kmeans", k=3, **params, ls_lambda=1e-3, random_state=5, compat=compat
+        ).fit(x_train, y_train)
+        shared = fitted[("kmeans", 3, "l2", "l2")]
+        np.testing.assert_array_equal(fresh.proxies_, shared.proxies_)
 
 
 DETERMINISTIC = [  # every GEN whose proxies do not depend on float rounding of a random draw
