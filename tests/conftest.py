@@ -70,6 +70,24 @@ def tiny_config() -> dict:
     }
 
 
+#: Modules whose end-to-end runs take longest, in the order to start them: xdist hands work to
+#: its workers in collection order, and the suite ends soonest when the long runs start first
+#: and the short unit tests fill in around them.
+LONGEST_FIRST = (
+    "test_report",
+    "test_pretrained_fm",
+    "test_workflow",
+    "test_slurm",
+    "test_workflow_code_edits",
+    "test_workflow_configs",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(item.nodeid.split("::")[0]).stem, len(rank)))
+
+
 @pytest.fixture
 def config() -> dict:
     return copy.deepcopy(tiny_config())

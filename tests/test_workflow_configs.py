@@ -119,7 +119,8 @@ def test_changing_a_checkpoint_file_reruns_that_fm_and_nothing_else(tmp_path):
 
     def write_weights(seed):
         torch.manual_seed(seed)
-        save_file(timm.create_model("resnet18").state_dict(), str(tmp_path / "r18.safetensors"))
+        # timm's own tiny test network: any architecture shows which jobs a new checkpoint reruns
+        save_file(timm.create_model("test_resnet").state_dict(), str(tmp_path / "r18.safetensors"))
 
     write_weights(0)
     config = tiny_config()
@@ -127,7 +128,7 @@ def test_changing_a_checkpoint_file_reruns_that_fm_and_nothing_else(tmp_path):
         "pixels": {"source": "pixels"},
         "r18": {
             "source": "timm",
-            "name": "resnet18",
+            "name": "test_resnet",
             "pretrained": False,
             "image_size": 32,
             "checkpoint": str(tmp_path / "r18.safetensors"),
