@@ -70,16 +70,17 @@ def tiny_config() -> dict:
     }
 
 
-#: Modules whose end-to-end runs take longest, in the order to start them: xdist hands work to
-#: its workers in collection order, and the suite ends soonest when the long runs start first
-#: and the short unit tests fill in around them.
+#: Modules whose end-to-end runs take longest, in the order to start them: xdist hands each
+#: worker one module at a time in collection order (pyproject's addopts), and the suite ends
+#: soonest when the long runs start first and the short unit tests fill in around them. The
+#: tiny run (test_workflow) starts at once, so that the modules that read it later find it done.
 LONGEST_FIRST = (
+    "test_workflow",
     "test_report",
     "test_pretrained_fm",
-    "test_workflow",
     "test_slurm",
-    "test_workflow_code_edits",
     "test_workflow_configs",
+    "test_workflow_code_edits",
 )
 
 

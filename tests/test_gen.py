@@ -364,3 +364,240 @@ def test_paper_compat_runs_kmedoids_as_the_authors_alternating_kmedoids():
             generate_proxies(x, y, gen, k=3, random_state=0, compat="paper")[0],
             generate_proxies(x, y, gen, k=3, random_state=0)[0],
         )
+
+
+# -- GenCache: what prepare stores and what its timings count ---------------------------------
+
+
+def three_blobs(n_per_class=12, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1, 2], n_per_class)
+    return rng.normal(size=(len(y), d)) + 5 * y[:, None], y
+
+
+@pytest.mark.parametrize("gen", ["kmeans", "kls", "kmedoids", "fps", "covmax"])
+@pytest.mark.parametrize("compat", ["none", "paper"])
+def test_prepared_work_is_what_generate_reads_without_computing_it_again(gen, compat, monkeypatch):
+    import imprint.gen as gen_module
+
+    x, y = three_blobs()
+    fresh = {k: generate_proxies(x, y, gen, k, random_state=7, compat=compat) for k in (2, 3)}
+    cache = GenCache(k_values=(2, 3), compat=compat)
+    cache.prepare(x, y, gen, 7)
+
+    def computed_again(*args, **kwargs):
+        raise AssertionError("GEN recomputed work the cache holds")
+
+    for name in (
+        "kmeans_split",
+        "farthest_point_sampling",
+        "covariance_scores",
+        "kmedoids_for_each_k",
+        "alternating_for_each_k",
+    ):
+        monkeypatch.setattr(gen_module, name, computed_again)
+    for k in (2, 3):
+        proxies, labels = generate_proxies(x, y, gen, k, random_state=7, cache=cache, compat=compat)
+        np.testing.assert_allclose(proxies, fresh[k][0])
+        np.testing.assert_array_equal(labels, fresh[k][1])
+
+
+@pytest.mark.parametrize(
+    "gen, compat, per_class",
+    [
+        ("kmeans", "none", 1.0),  # one clustering per k
+        ("fps", "none", 1.0),  # one greedy order, counted for every k
+        ("covmax", "none", 1.0),
+        ("kmedoids", "none", 2.0),  # the shared matrix and BUILD, plus each k's swaps
+        ("kmedoids", "paper", 2.0),  # the shared matrix, plus each k's iterations
+    ],
+)
+def test_each_k_is_charged_the_shared_work_a_run_for_it_alone_would_need(
+    gen, compat, per_class, monkeypatch
+):
+    import types
+
+    import imprint.gen as gen_module
+
+    ticks = iter(range(10**6))  # a clock that advances one second per reading
+    monkeypatch.setattr(gen_module, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    x, y = three_blobs()
+    seconds = GenCache(k_values=(2, 3), compat=compat).prepare(x, y, gen, 0)
+    assert seconds == {2: 3 * per_class, 3: 3 * per_class}  # three classes
+
+
+def test_a_class_smaller_than_every_k_keeps_all_its_samples_without_shared_work():
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0], [6.0, 5.0], [5.0, 6.0], [9.0, 9.0]])
+    y = np.array([0, 0, 1, 1, 1, 1])
+    for gen in ("fps", "covmax", "kmedoids"):
+        cache = GenCache(k_values=(3, 4))
+        cache.prepare(x, y, gen, 0)
+        proxies, labels = generate_proxies(x, y, gen, 3, cache=cache)
+        assert labels.tolist() == [0, 0, 1, 1, 1], gen  # class 0 (2 samples) keeps both
+    found, setup, swaps = kmedoids_for_each_k(x[:2], [3, 4], 0)
+    assert [found[k].tolist() for k in (3, 4)] == [[0, 1], [0, 1]]
+    assert (setup, swaps) == (0.0, {})
+
+
+def test_covariance_scores_are_numpys_row_covariances_summed_for_any_shape():
+    rng = np.random.default_rng(5)
+    for d in (2, 3, 17):  # d - 1 is the divisor: 1 at d = 2
+        x = rng.normal(loc=rng.normal(size=(9, 1)) * 3, size=(9, d))  # rows with unequal means
+        np.testing.assert_allclose(covariance_scores(x), np.cov(x).sum(axis=0), err_msg=str(d))
+
+
+def test_the_alternating_kmedoids_start_from_the_k_smallest_distance_sums():
+    from sklearn.metrics import pairwise_distances
+
+    from imprint.gen import alternating_for_each_k
+
+    x, _ = three_blobs(seed=3)
+    distances = pairwise_distances(x)
+    start = np.sort(np.argsort(distances.sum(axis=1), kind="stable")[:4])
+    # max_iter = 0: the start itself; one iteration: what alternate_from makes of it
+    assert alternating_kmedoids(x, 4, max_iter=0).tolist() == start.tolist()
+    ((chosen, _),) = alternating_for_each_k(x, [4], max_iter=1).values()
+    assert chosen.tolist() == np.sort(alternate_from(distances, start, max_iter=1)).tolist()
+    assert chosen.tolist() != start.tolist()  # the iteration moved a medoid
+    # k at least the class size: every sample, without distances
+    found = alternating_for_each_k(x[:3], [3, 5])
+    assert [found[k][0].tolist() for k in (3, 5)] == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_an_empty_cluster_does_not_stop_the_others_moving():
+    # Medoids 0 and 1 are the same point, so 1's cluster is empty; medoid 2's cluster
+    # {2, 3, 4} moves to its middle point 3 in the same iteration.
+    x = np.array([[0.0], [0.0], [10.0], [11.0], [12.0]])
+    distances = np.abs(x - x.T)
+    assert alternate_from(distances, np.array([0, 1, 2]), max_iter=1).tolist() == [0, 1, 3]
+
+
+@pytest.mark.filterwarnings("ignore:Could not adhere to working_memory")
+def test_kmedoids_fills_its_distance_matrix_from_every_chunk(monkeypatch):
+    import sklearn.metrics
+
+    x, _ = three_blobs(seed=2)
+    whole = kmedoids_for_each_k(x, [2, 5], 0)[0]
+    chunked = sklearn.metrics.pairwise_distances_chunked
+
+    def small_chunks(data, working_memory=None, **kwargs):
+        return chunked(data, working_memory=0.0001, **kwargs)  # a few rows per chunk
+
+    monkeypatch.setattr(sklearn.metrics, "pairwise_distances_chunked", small_chunks)
+    assert len(list(small_chunks(x))) > 3
+    found = kmedoids_for_each_k(x, [2, 5], 0)[0]
+    assert {k: v.tolist() for k, v in found.items()} == {k: v.tolist() for k, v in whole.items()}
+
+
+@pytest.mark.parametrize(
+    "gens, compat, imported, not_imported",
+    [
+        (["mean", "kmeans", "fps", "ls"], "none", [], ["sklearn", "kmedoids"]),
+        (["kmedoids"], "none", ["kmedoids", "sklearn.metrics"], ["sklearn.cluster"]),
+        (["kls"], "paper", ["sklearn.cluster"], ["kmedoids"]),
+        (["kmeans"], "none", [], ["sklearn"]),
+    ],
+)
+def test_only_the_libraries_a_grids_gen_needs_are_imported(gens, compat, imported, not_imported):
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from imprint.gen import import_backends; "
+        f"import_backends({gens!r}, {compat!r}); print(json.dumps(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    modules = set(json.loads(result.stdout))
+    assert set(imported) <= modules and not set(not_imported) & modules, (gens, compat)
+
+
+def test_pam_build_with_more_tied_candidates_than_a_block_and_k_equal_to_n():
+    import kmedoids
+    from sklearn.metrics import pairwise_distances
+
+    # 1,100 copies of two points: the second medoid ties between 550 candidates, more than one
+    # block of exact re-summation (PAM_BUILD_BLOCK = 512)
+    x = np.repeat([[0.0], [1.0]], 550, axis=0)[np.random.default_rng(0).permutation(1100)]
+    dissimilarity = pairwise_distances(x)
+    expected = np.asarray(kmedoids.pam_build(dissimilarity, 2).medoids)
+    np.testing.assert_array_equal(pam_build(dissimilarity, 2), expected)
+    small = pairwise_distances(np.arange(5.0)[:, None] ** 2)
+    np.testing.assert_array_equal(
+        pam_build(small, 5), np.asarray(kmedoids.pam_build(small, 5).medoids)
+    )
+
+
+def test_generate_proxies_defaults_are_one_proxy_seed_0_and_ridge_1e_4(two_class_data):
+    x, y = two_class_data
+    assert len(generate_proxies(x, y, "kmeans")[0]) == 2  # k = 1 per class
+    for gen, k in (("random", 3), ("kmeans", 3)):
+        default = generate_proxies(x, y, gen, k)[0]
+        np.testing.assert_array_equal(default, generate_proxies(x, y, gen, k, random_state=0)[0])
+        assert not np.array_equal(default, generate_proxies(x, y, gen, k, random_state=1)[0])
+    ridge = generate_proxies(x[:6], np.arange(6) % 2, "ls")[0]
+    np.testing.assert_allclose(
+        ridge, generate_proxies(x[:6], np.arange(6) % 2, "ls", ls_lambda=1e-4)[0]
+    )
+    assert not np.allclose(ridge, generate_proxies(x[:6], np.arange(6) % 2, "ls", ls_lambda=1)[0])
+
+
+def test_generate_proxies_errors_name_the_problem(two_class_data):
+    x, y = two_class_data
+    with pytest.raises(ValueError, match="unknown compat mode 'ieee'; expected one of"):
+        generate_proxies(x, y, "mean", compat="ieee")
+    with pytest.raises(ValueError, match="the cache was prepared for compat 'none', not 'paper'"):
+        generate_proxies(x, y, "kmeans", cache=GenCache(k_values=(1,)), compat="paper")
+    with pytest.raises(ValueError, match="the cache was prepared on device 'cpu', not 'cuda'"):
+        generate_proxies(x, y, "kmeans", cache=GenCache(k_values=(1,)), device="cuda")
+    with pytest.raises(ValueError, match="unknown GEN method 'median'; expected one of"):
+        generate_proxies(x, y, "median")
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        generate_proxies(x, y, "kmeans", k=0)
+
+
+def test_a_cache_computes_the_least_squares_factor_and_each_clustering_once(
+    two_class_data, monkeypatch
+):
+    import imprint.gen as gen_module
+
+    x, y = two_class_data
+    uncached = {gen: generate_proxies(x, y, gen, 3)[0] for gen in ("ls", "kls", "kmeans")}
+    calls = {"least_squares_factor": 0, "kmeans_split": 0}
+    for name in calls:
+        original = getattr(gen_module, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(gen_module, name, counted)
+    cache = GenCache(k_values=(3,))  # not prepared: generate_proxies fills it as it goes
+    for gen in ("ls", "kls", "kmeans", "kls"):
+        np.testing.assert_allclose(generate_proxies(x, y, gen, 3, cache=cache)[0], uncached[gen])
+    assert calls == {"least_squares_factor": 1, "kmeans_split": 2}  # one per class
+
+
+def test_random_proxies_are_distinct_samples():
+    x = np.arange(10.0)[:, None]
+    for seed in range(5):
+        proxies, _ = generate_proxies(x, np.zeros(10, dtype=int), "random", k=9, random_state=seed)
+        assert len(np.unique(proxies)) == 9, seed
+
+
+@pytest.mark.parametrize("compat", ["none", "paper"])
+def test_kmeans_split_keeps_the_embeddings_dtype_and_defaults_to_the_cpu(compat):
+    from imprint.gen import kmeans_split
+
+    x, _ = three_blobs()
+    single = kmeans_split(x.astype(np.float32), 3, 0, compat)
+    assert single.centers.dtype == np.float32 and single.assignment.shape == (len(x),)
+    assert kmeans_split(x, 3, 0).centers.dtype == np.float64
+    # k-means pseudo-classes under the authors' settings too: k proxies per class, each class's
+    # own label, every pseudo-class its own members' least-squares proxy
+    y = np.repeat([0, 1, 2], 12)
+    proxies, labels = generate_proxies(x, y, "kls", 2, compat=compat)
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert len(np.unique(proxies.round(9), axis=0)) == 6

@@ -146,3 +146,19 @@ def test_the_grids_dtype_is_the_scoring_precision(dtype, expected):
     )
     table, _ = run_grid(train_x, train_y, np.array([[1.0]]), np.array([1]), grid, seed=0)
     assert table["accuracy"].tolist() == [expected]
+
+
+def test_gen_receives_float64_embeddings_whatever_the_input_dtype(monkeypatch):
+    import imprint.grid as grid_module
+
+    seen = []
+    generate = grid_module.generate_proxies
+
+    def recorded(x, *args, **kwargs):
+        seen.append(x.dtype)
+        return generate(x, *args, **kwargs)
+
+    monkeypatch.setattr(grid_module, "generate_proxies", recorded)
+    x, y = blobs()
+    run_grid(x.astype(np.float32), y, x, y, Grid(gen=["mean", "kmeans"], k=[2]), seed=0)
+    assert seen and set(seen) == {np.dtype(np.float64)}

@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.conftest import REPO, run_snakemake, write_config
 
-pytestmark = [pytest.mark.workflow, pytest.mark.slow, pytest.mark.xdist_group("lite0")]
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
 pytest.importorskip("efficientnet_lite_pytorch", reason="the test extra's EfficientNet-Lite0")
 if not SHARED_MNIST.is_dir():

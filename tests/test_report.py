@@ -17,8 +17,7 @@ from imprint.figures import FIGURES
 from tests.conftest import REPO, run_snakemake, write_config
 from tests.install_env import readme_install_env
 
-# one worker runs every test of the module: they share one run of the default
-pytestmark = [pytest.mark.workflow, pytest.mark.xdist_group("offline_default")]
+pytestmark = pytest.mark.workflow
 
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 # Every registered figure but `layers` (the default has no model with several layers).

@@ -10,8 +10,6 @@ from imprint.config import RESERVED_TABLES
 from imprint.figures import FIGURES
 from tests.conftest import REPO, workflow_rules
 
-pytestmark = pytest.mark.xdist_group("rules")  # one parse of the workflow
-
 
 @pytest.fixture(scope="module")
 def rules(tmp_path_factory):

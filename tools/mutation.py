@@ -15,8 +15,8 @@ The report: per module the mutants killed (or timed out), survived, not covered 
 tests, and not run yet, and the score = caught / (caught + survived), where survivors listed
 with a reason in tools/equivalent_mutants.txt (changes no caller can observe, e.g. a dtype
 argument that is numpy's default) are counted apart, as equivalent. Not part of CI: norm, nc
-and tasks take a minute on 2 cores; gen's mutants run the scikit-learn estimator checks, about
-10 s each, so the whole core takes hours.
+and tasks take a few minutes on 2 cores, statistics 3, AGG 25, the grid 15, GEN about 45
+(survivors rerun every test that reaches their function, the classifier's included).
 """
 
 from __future__ import annotations
