@@ -495,6 +495,8 @@ def test_kmedoids_fills_its_distance_matrix_from_every_chunk(monkeypatch):
         (["mean", "kmeans", "fps", "ls"], "none", [], ["sklearn", "kmedoids"]),
         (["kmedoids"], "none", ["kmedoids", "sklearn.metrics"], ["sklearn.cluster"]),
         (["kls"], "paper", ["sklearn.cluster"], ["kmedoids"]),
+        (["kmeans"], "paper", ["sklearn.cluster"], ["kmedoids"]),
+        (["mean", "fps"], "paper", [], ["sklearn"]),
         (["kmeans"], "none", [], ["sklearn"]),
     ],
 )
@@ -503,6 +505,9 @@ def test_only_the_libraries_a_grids_gen_needs_are_imported(gens, compat, importe
     import subprocess
     import sys
 
+    from imprint.gen import import_backends
+
+    import_backends(gens, compat)  # here too, so that mutmut counts this test as reaching it
     code = (
         "import json, sys; from imprint.gen import import_backends; "
         f"import_backends({gens!r}, {compat!r}); print(json.dumps(sorted(sys.modules)))"
