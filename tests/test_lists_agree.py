@@ -139,3 +139,12 @@ def test_the_jobs_conda_environment_holds_the_projects_runtime_requirements():
         for line in entry["pip"] if isinstance(entry, dict) else [entry]:
             listed.add(re.match(r"[A-Za-z0-9_.-]+", line).group())  # conda: "name >=1.2"
     assert {CONDA_NAMES.get(name, name) for name in required} == listed - {"python", "pip"}
+
+
+def test_the_suites_start_order_names_existing_test_modules_that_run_snakemake():
+    from tests.conftest import LONGEST_FIRST
+
+    for name in LONGEST_FIRST:
+        module = REPO / "tests" / f"{name}.py"
+        assert module.is_file(), name
+        assert "pytest.mark.workflow" in module.read_text(), f"{name} is not an end-to-end module"
