@@ -145,7 +145,7 @@ class GenCache:
                 n = len(samples)
                 largest = max([k for k in self.k_values if k < n], default=0)
                 if gen == "covmax":
-                    order = np.argsort(-covariance_scores(samples), kind="stable")
+                    order = covmax_order(samples)
                 elif largest:
                     order = farthest_point_sampling(
                         samples, largest, np.random.default_rng(seed), self.device
@@ -184,6 +184,12 @@ def covariance_scores(x: np.ndarray) -> np.ndarray:
     """
     centered = x - x.mean(axis=1, keepdims=True)
     return centered @ centered.sum(axis=0) / max(x.shape[1] - 1, 1)
+
+
+def covmax_order(x: np.ndarray) -> np.ndarray:
+    """Sample indices by descending :func:`covariance_scores`, ties in sample order: covmax's
+    k proxies are the first k."""
+    return np.argsort(-covariance_scores(x), kind="stable")
 
 
 def farthest_point_sampling(
@@ -305,7 +311,7 @@ def _select_indices(x: np.ndarray, gen: str, k: int, seed: int, device: str = "c
     if gen == "random":
         return np.sort(rng.choice(n, size=k, replace=False))
     if gen == "covmax":
-        return np.argsort(-covariance_scores(x), kind="stable")[:k]
+        return covmax_order(x)[:k]
     if gen == "fps":
         return farthest_point_sampling(x, k, rng, device)
     if gen == "kmedoids":
