@@ -606,3 +606,15 @@ def test_kmeans_split_keeps_the_embeddings_dtype_and_defaults_to_the_cpu(compat)
     proxies, labels = generate_proxies(x, y, "kls", 2, compat=compat)
     assert labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert len(np.unique(proxies.round(9), axis=0)) == 6
+
+
+def test_a_k_at_least_the_class_size_is_charged_only_the_shared_setup(monkeypatch):
+    import types
+
+    import imprint.gen as gen_module
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(gen_module, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    x, y = three_blobs()  # 12 samples per class: k = 20 keeps them all, with no swaps to time
+    seconds = GenCache(k_values=(2, 20)).prepare(x, y, "kmedoids", 0)
+    assert seconds == {2: 3 * 2.0, 20: 3 * 1.0}

@@ -120,18 +120,18 @@ def test_changing_a_checkpoint_file_reruns_that_fm_and_nothing_else(tmp_path):
     def write_weights(seed):
         torch.manual_seed(seed)
         # timm's own tiny test network: any architecture shows which jobs a new checkpoint reruns
-        save_file(timm.create_model("test_resnet").state_dict(), str(tmp_path / "r18.safetensors"))
+        save_file(timm.create_model("test_resnet").state_dict(), str(tmp_path / "net.safetensors"))
 
     write_weights(0)
     config = tiny_config()
     config["models"] = {
         "pixels": {"source": "pixels"},
-        "r18": {
+        "net": {
             "source": "timm",
             "name": "test_resnet",
             "pretrained": False,
             "image_size": 32,
-            "checkpoint": str(tmp_path / "r18.safetensors"),
+            "checkpoint": str(tmp_path / "net.safetensors"),
         },
     }
     config["tasks"] = {"novel": config["tasks"]["novel"]}
@@ -144,11 +144,11 @@ def test_changing_a_checkpoint_file_reruns_that_fm_and_nothing_else(tmp_path):
     write_weights(1)
     planned = planned_outputs(tmp_path, *targets)
     assert sorted(planned) == [
-        "results/embeddings/r18/digits/test.npz",
-        "results/embeddings/r18/digits/train.npz",
-        "results/imprinting/r18/novel/seed0.csv",
-        "results/imprinting/r18/novel/seed0.gen_time.csv",
-        "results/models/r18.pt",
+        "results/embeddings/net/digits/test.npz",
+        "results/embeddings/net/digits/train.npz",
+        "results/imprinting/net/novel/seed0.csv",
+        "results/imprinting/net/novel/seed0.gen_time.csv",
+        "results/models/net.pt",
         "results/tables/imprinting.csv",
     ]
 
