@@ -236,3 +236,60 @@ def predict_variants(
     test = TestEmbeddings(x, device=device, dtype=dtype)
     found = predict_all(test, proxies, proxy_class, n_classes, variants, chunk_rows=chunk_size)
     return {(agg, m): found[("none", "none", agg, m)].cpu().numpy() for agg, m in variants}
+
+
+def class_index(proxy_class: np.ndarray, n_classes: int) -> np.ndarray:
+    """``[C, K]`` proxy indices per class, K the largest class's proxy count, shorter classes
+    padded with ``P`` (one past the last proxy): :func:`class_scores` puts a ``-inf`` column
+    there, so a gather and a max give each class's best score with the same ops whatever the
+    counts (a gather instead of ``scatter_reduce``: it exports to ONNX)."""
+    counts = np.bincount(proxy_class, minlength=n_classes)
+    if (counts == 0).any():
+        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} have no proxies")
+    index = np.full((n_classes, counts.max()), len(proxy_class), dtype=np.int64)
+    for position in range(n_classes):
+        members = np.flatnonzero(proxy_class == position)
+        index[position, : len(members)] = members
+    return index
+
+
+def class_scores(x, proxies, proxy_scale, index, proxy_onehot, agg: str, m: int, norm_inf: str):
+    """Per-class scores ``[n, C]`` of embeddings ``x`` ``[n, d]`` (torch tensors throughout):
+    what the predictions of :func:`predict_all` are the argmax of (up to rounding ties).
+
+    - ``agg="max"``: a class's largest inner product ⟨x', p'⟩ over its proxies, with
+      x' = x/‖x‖ for NORMinf ``l2`` (else x) and p' = ``proxy_scale`` · p: with NORMpost and
+      NORMinf ``l2`` the cosine similarity, in [-1, 1].
+    - ``agg="mnn"``: the sum of 1/(distance + ε) over the class's proxies among the ``m``
+      nearest to x' (0 for a class with none of them), the vote of :func:`predict_all`.
+
+    ``proxies``: ``[P, d]`` before NORMpost's rescaling (quantile-normalised ones as they are);
+    ``proxy_scale``: ``[P]`` (1/‖p‖ for NORMpost ``l2``, else ones); ``index``: see
+    :func:`class_index`; ``proxy_onehot``: ``[P, C]``, 1 where a proxy belongs to a class.
+    Only ops that export to ONNX (``imprint export``), no data-dependent branches.
+    """
+    import torch
+
+    if agg not in AGG_METHODS:
+        raise ValueError(f"unknown AGG method {agg!r}; expected one of {AGG_METHODS}")
+    sq_norm = (x * x).sum(dim=1)
+    x_scale = _inverse_norm(sq_norm) if norm_inf == "l2" else torch.ones_like(sq_norm)
+    scaled = (x @ proxies.T) * proxy_scale
+    if agg == "max":
+        padded = torch.cat(
+            [scaled * x_scale[:, None], torch.full_like(scaled[:, :1], -torch.inf)], 1
+        )
+        return padded[:, index].amax(dim=2)
+    m = min(m, len(proxies))
+    p_sq = (proxies * proxies).sum(dim=1) * proxy_scale**2
+    # Ranked by predict_all's key (see _predict_chunk); the m distances then taken directly as
+    # ‖x' − p'‖: from the key, cancellation leaves a batch-dependent residue where x' equals a
+    # proxy, and 1/(distance + ε) would turn it into votes that differ by orders of magnitude.
+    key = torch.addcmul(p_sq[None, :], scaled, x_scale[:, None], value=-2)
+    nearest = torch.topk(key, m, dim=1, largest=False, sorted=True).indices
+    near_proxies = (proxies * proxy_scale[:, None])[nearest]  # [n, m, d]
+    distance = torch.linalg.vector_norm(
+        x[:, None, :] * x_scale[:, None, None] - near_proxies, dim=2
+    )
+    weights = 1.0 / (distance + DISTANCE_EPS)
+    return (weights[:, :, None] * proxy_onehot[nearest]).sum(dim=1)

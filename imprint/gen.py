@@ -528,45 +528,65 @@ def generate_proxies(
     if gen == "ls":
         return least_squares_proxies(x, y, ls_lambda, factor), classes.copy()
 
-    def split(position: int) -> KMeansSplit:
-        key = (position, k)
-        if cache is not None and key in cache.kmeans:
-            return cache.kmeans[key]
-        result = kmeans_split(
-            x[members[position]],
-            k,
-            gen_seed(random_state, position, compat),
-            compat,
-            device,
-        )
-        if cache is not None:
-            cache.kmeans[key] = result
-        return result
-
     if gen == "kls":
         pseudo_class = np.empty(len(y), dtype=np.int64)
         parent_labels = []
         for position, idx in enumerate(members):
-            assignment = split(position).assignment
+            split = _kmeans_of_class(x[idx], k, random_state, position, compat, device, cache)
             # Empty clusters (only possible with duplicate points) get no pseudo-class.
-            _, dense = np.unique(assignment, return_inverse=True)
+            _, dense = np.unique(split.assignment, return_inverse=True)
             pseudo_class[idx] = len(parent_labels) + dense
             parent_labels.extend([classes[position]] * (dense.max() + 1))
         proxies = least_squares_proxies(x, pseudo_class, ls_lambda, factor)
         return proxies, np.asarray(parent_labels)
 
-    blocks = []
-    for position, idx in enumerate(members):
-        samples = x[idx]
-        if gen == "mean":
-            blocks.append(samples.mean(axis=0, keepdims=True))
-        elif gen == "kmeans":
-            blocks.append(split(position).centers)
-        elif cache is not None and (gen, position, k) in cache.selected:
-            blocks.append(samples[cache.selected[(gen, position, k)]])
-        else:
-            method = "kmedoids_alternate" if gen == "kmedoids" and compat == "paper" else gen
-            chosen = _select_indices(samples, method, k, class_seed(random_state, position), device)
-            blocks.append(samples[chosen])
+    blocks = [
+        class_proxies(x[idx], gen, k, random_state, position, compat, device, cache)
+        for position, idx in enumerate(members)
+    ]
     labels = np.concatenate([np.full(len(b), c) for b, c in zip(blocks, classes, strict=True)])
     return np.concatenate(blocks), labels
+
+
+#: GEN methods that imprint each class from its own samples alone (ls and kls solve for all
+#: classes at once): with these a class can be added or extended without touching the others.
+PER_CLASS_METHODS = tuple(gen for gen in GEN_METHODS if gen not in ("ls", "kls"))
+
+
+def class_proxies(
+    samples: np.ndarray,
+    gen: str,
+    k: int,
+    random_state: int,
+    position: int,
+    compat: str = "none",
+    device: str = "cpu",
+    cache: GenCache | None = None,
+) -> np.ndarray:
+    """The proxies of one class from its own ``samples`` (``gen`` one of
+    :data:`PER_CLASS_METHODS`), seeded as :func:`generate_proxies` seeds the class at
+    ``position`` in label order: what adding a class to a fitted classifier imprints."""
+    if gen not in PER_CLASS_METHODS:
+        raise ValueError(
+            f"GEN {gen!r} imprints all classes together; per class: {PER_CLASS_METHODS}"
+        )
+    if gen == "mean":
+        return samples.mean(axis=0, keepdims=True)
+    if gen == "kmeans":
+        return _kmeans_of_class(samples, k, random_state, position, compat, device, cache).centers
+    if cache is not None and (gen, position, k) in cache.selected:
+        return samples[cache.selected[(gen, position, k)]]
+    method = "kmedoids_alternate" if gen == "kmedoids" and compat == "paper" else gen
+    chosen = _select_indices(samples, method, k, class_seed(random_state, position), device)
+    return samples[chosen]
+
+
+def _kmeans_of_class(samples, k, random_state, position, compat, device, cache) -> KMeansSplit:
+    """One class's k-means, from ``cache`` when it holds it (and stored there when it did not)."""
+    key = (position, k)
+    if cache is not None and key in cache.kmeans:
+        return cache.kmeans[key]
+    result = kmeans_split(samples, k, gen_seed(random_state, position, compat), compat, device)
+    if cache is not None:
+        cache.kmeans[key] = result
+    return result

@@ -29,16 +29,21 @@ def quantile_normalize(proxies: np.ndarray, proxy_labels: np.ndarray) -> np.ndar
     order of appearance.
     """
     out = np.array(proxies, dtype=np.float64, copy=True)
-    d = out.shape[1]
-    levels = (np.arange(d) + 0.5) / d
     classes = np.unique(proxy_labels)
     for position, label in enumerate(classes[1:], start=1):
-        reference = out[np.isin(proxy_labels, classes[:position])]
-        targets = np.quantile(reference, levels)
         rows = proxy_labels == label
-        ranks = np.argsort(np.argsort(out[rows], axis=1, kind="stable"), axis=1, kind="stable")
-        out[rows] = targets[ranks]
+        out[rows] = quantile_map(out[rows], out[np.isin(proxy_labels, classes[:position])])
     return out
+
+
+def quantile_map(rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each row of ``rows`` mapped rank-wise onto the distribution of the values of
+    ``reference``: the step of :func:`quantile_normalize` for one class, given the proxies
+    imprinted before it (also how a class added later is normalised)."""
+    d = rows.shape[1]
+    targets = np.quantile(reference, (np.arange(d) + 0.5) / d)
+    ranks = np.argsort(np.argsort(rows, axis=1, kind="stable"), axis=1, kind="stable")
+    return targets[ranks]
 
 
 def normalize_embeddings(x: np.ndarray, norm: str) -> np.ndarray:

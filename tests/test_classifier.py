@@ -157,3 +157,149 @@ def test_cuda_and_cpu_predict_the_same_up_to_ties(digits):
         cpu = ImprintingClassifier(**params, device="cpu", random_state=0).fit(x_train, y_train)
         cuda = clone(cpu).set_params(device="cuda").fit(x_train, y_train)
         assert np.mean(cpu.predict(x_test) == cuda.predict(x_test)) >= 0.999, params
+
+
+# --- scores, probabilities and growing a fitted classifier (the `imprint` command's API) ---
+
+SCORED = [
+    {"gen": gen, "k": 3, "norm_post": post, "norm_inf": inf, "agg": agg, "m": m}
+    for gen in ("mean", "kmeans", "all", "ls")
+    for post in ("none", "l2", "quantile")
+    for inf in ("none", "l2")
+    for agg, m in (("max", 1), ("mnn", 1), ("mnn", 5))
+]
+
+
+def test_the_argmax_of_the_class_scores_is_the_prediction(digits):
+    x_train, x_test, y_train, _ = digits
+    fitted = {}
+    for params in SCORED:
+        # fit reads neither NORMinf nor AGG nor m: one fit per GEN and NORMpost
+        key = (params["gen"], params["norm_post"])
+        if key not in fitted:
+            fitted[key] = ImprintingClassifier(**params, random_state=0).fit(x_train, y_train)
+        clf = fitted[key].set_params(**params)
+        scores = clf.class_scores(x_test)
+        assert scores.shape == (len(x_test), 10)
+        np.testing.assert_array_equal(clf.classes_[scores.argmax(axis=1)], clf.predict(x_test))
+        np.testing.assert_array_equal(clf.predict_proba(x_test).argmax(1), scores.argmax(1))
+
+
+def test_class_scores_by_hand_for_unequal_proxy_counts():
+    """max: each class's best cosine (L2 everywhere), not the sum or mean of its proxies';
+    mnn: the m nearest proxies' 1/distance votes per class."""
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0], [-1.0, 0.2]])
+    y = np.array([0, 0, 0, 1, 1])
+    clf = ImprintingClassifier(gen="all", random_state=0).fit(x, y)
+    test = np.array([[3.0, 1.0]])
+    unit = test / np.linalg.norm(test)
+    cosines = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ unit[0]
+    np.testing.assert_allclose(
+        clf.class_scores(test)[0], [cosines[:3].max(), cosines[3:].max()], rtol=1e-12
+    )
+    mnn = clf.set_params(agg="mnn", m=2)
+    distances = np.linalg.norm(x / np.linalg.norm(x, axis=1, keepdims=True) - unit, axis=1)
+    nearest = np.argsort(distances)[:2]
+    votes = np.zeros(2)
+    np.add.at(votes, y[nearest], 1 / (distances[nearest] + 1e-10))
+    np.testing.assert_allclose(mnn.class_scores(test)[0], votes, rtol=1e-9)
+    np.testing.assert_allclose(mnn.predict_proba(test)[0], votes / votes.sum(), rtol=1e-9)
+
+
+def test_class_max_takes_the_maximum_with_equal_proxy_counts(digits):
+    """k-means with k > 1 (every class k proxies): scores equal the per-class max of the
+    proxy cosines computed by hand (a sum or mean would differ)."""
+    x_train, x_test, y_train, _ = digits
+    clf = ImprintingClassifier(gen="kmeans", k=4, random_state=0).fit(x_train, y_train)
+    unit = x_test[:50] / np.linalg.norm(x_test[:50], axis=1, keepdims=True)
+    per_proxy = unit @ clf.proxies_.T
+    expected = per_proxy.reshape(50, 10, 4).max(axis=2)
+    np.testing.assert_allclose(clf.class_scores(x_test[:50]), expected, rtol=1e-10)
+    assert not np.allclose(per_proxy.reshape(50, 10, 4).mean(axis=2), expected)
+
+
+def test_probabilities_are_a_softmax_of_scaled_scores_and_sum_to_one(digits):
+    x_train, x_test, y_train, _ = digits
+    clf = ImprintingClassifier(proba_scale=7.0, random_state=0).fit(x_train, y_train)
+    scores, proba = clf.class_scores(x_test), clf.predict_proba(x_test)
+    expected = np.exp(7 * scores) / np.exp(7 * scores).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(proba, expected, rtol=1e-10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_two_classes_give_one_margin_per_sample(digits):
+    x_train, x_test, y_train, _ = digits
+    keep = y_train < 2
+    for agg in ("max", "mnn"):
+        clf = ImprintingClassifier(agg=agg, m=3, random_state=0).fit(x_train[keep], y_train[keep])
+        scores = clf.class_scores(x_test)
+        margin = clf.decision_function(x_test)
+        difference = scores[:, 1] - scores[:, 0]
+        expected = difference if agg == "max" else difference / scores.sum(axis=1)
+        np.testing.assert_allclose(margin, expected)
+        np.testing.assert_array_equal(clf.predict(x_test), np.where(margin > 0, 1, 0))
+
+
+@pytest.mark.parametrize("norm_post", ["none", "l2", "quantile"])
+@pytest.mark.parametrize("gen", ["all", "random", "mean", "kmeans", "kmedoids", "covmax", "fps"])
+def test_adding_classes_gives_the_fit_on_all_of_them_and_leaves_the_others_alone(
+    digits, gen, norm_post
+):
+    x, _, y, _ = digits
+    full = ImprintingClassifier(gen=gen, k=3, norm_post=norm_post, random_state=4).fit(x, y)
+    grown = ImprintingClassifier(gen=gen, k=3, norm_post=norm_post, random_state=4)
+    grown.fit(x[y < 7], y[y < 7])
+    before = grown.proxies_.copy(), grown.raw_proxies_.copy()
+    grown.partial_fit(x[y >= 7], y[y >= 7])
+    np.testing.assert_array_equal(grown.proxies_[: len(before[0])], before[0])
+    np.testing.assert_array_equal(grown.raw_proxies_[: len(before[1])], before[1])
+    np.testing.assert_array_equal(grown.proxies_, full.proxies_)
+    np.testing.assert_array_equal(grown.classes_, full.classes_)
+    np.testing.assert_array_equal(grown.class_counts_, np.bincount(y))
+
+
+def test_extending_a_class_equals_fitting_it_on_all_its_samples(digits):
+    x, _, y, _ = digits
+    first, later = np.arange(len(y)) < 600, np.arange(len(y)) >= 600
+    for gen in ("mean", "all", "kmeans", "fps"):
+        full = ImprintingClassifier(gen=gen, k=3, random_state=1).fit(x, y)
+        grown = ImprintingClassifier(gen=gen, k=3, random_state=1).fit(x[first], y[first])
+        grown.partial_fit(x[later], y[later])
+        by_class = [full.raw_proxies_[full.proxy_position_ == p] for p in range(10)]
+        grown_by_class = [grown.raw_proxies_[grown.proxy_position_ == p] for p in range(10)]
+        for expected, found in zip(by_class, grown_by_class, strict=True):
+            if gen == "all":  # the same samples, in the order they were added
+                np.testing.assert_array_equal(np.sort(found, axis=0), np.sort(expected, axis=0))
+            else:  # a running mean: equal up to rounding
+                np.testing.assert_allclose(found, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_extending_a_class_that_needs_its_embeddings_says_how(digits):
+    x, _, y, _ = digits
+    clf = ImprintingClassifier(gen="kmeans", k=3, keep_embeddings=False, random_state=0)
+    clf.fit(x[y < 5], y[y < 5])
+    clf.partial_fit(x[y == 5], y[y == 5])  # a new class needs only its own samples
+    assert list(clf.classes_) == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="keep_embeddings=True"):
+        clf.partial_fit(x[y == 1], y[y == 1])
+
+
+def test_least_squares_solves_again_with_every_class(digits):
+    x, _, y, _ = digits
+    full = ImprintingClassifier(gen="ls", random_state=0).fit(x, y)
+    grown = ImprintingClassifier(gen="ls", random_state=0).fit(x[y < 8], y[y < 8])
+    grown.partial_fit(x[y >= 8], y[y >= 8])
+    np.testing.assert_allclose(grown.proxies_, full.proxies_, rtol=1e-9, atol=1e-12)
+    lean = ImprintingClassifier(gen="ls", keep_embeddings=False).fit(x[y < 8], y[y < 8])
+    with pytest.raises(ValueError, match="solves for all classes together"):
+        lean.partial_fit(x[y >= 8], y[y >= 8])
+
+
+def test_string_classes_are_added_in_order_after_the_fitted_ones(digits):
+    x, _, y, _ = digits
+    names = np.asarray([f"digit {d}" for d in y])
+    clf = ImprintingClassifier(random_state=0).fit(x[y > 2], names[y > 2])
+    clf.partial_fit(x[y <= 2], names[y <= 2])
+    assert list(clf.classes_[-3:]) == ["digit 0", "digit 1", "digit 2"]
+    assert set(clf.predict(x[y == 0])) <= set(clf.classes_)
+    assert np.mean(clf.predict(x[y == 0]) == "digit 0") > 0.9
