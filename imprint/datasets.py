@@ -651,3 +651,15 @@ def split_embeddings(spec: Mapping[str, Any], manifest: str | Path, split: str, 
     source = dataset_source(spec)
     root = Path(manifest).parent
     return source.embeddings(spec, root, split, model), source.labels(spec, root, split)
+
+
+def task_class_names(manifest: Mapping[str, Any], task: Mapping[str, np.ndarray]) -> list[str]:
+    """Names of a task's labels 0..C-1: the dataset's class names where its manifest records
+    them (image folders), else the class ids; a label merging several classes ("d in 1")
+    joins their names with '+'."""
+    names = manifest.get("classes")
+    per_label: dict[int, list[str]] = {}
+    for original, label in zip(task["original_class"], task["task_label"], strict=True):
+        name = names[int(original)] if names else str(int(original))
+        per_label.setdefault(int(label), []).append(name)
+    return ["+".join(per_label[label]) for label in range(len(per_label))]

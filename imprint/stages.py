@@ -178,14 +178,20 @@ def run_imprinting(
     seed: int,
     out: str,
     out_gen_time: str,
+    selection_section: Mapping[str, Any] | None = None,
+    out_selection: str | None = None,
 ) -> None:
+    """The grid of one (model, task, seed) on its train/test split; with ``out_selection``, also
+    the configuration chosen on held-out training data (``selection_section``, see
+    :mod:`imprint.selection`) with its test accuracy, one row."""
     from imprint.grid import Grid, run_grid
 
     grid = Grid.from_config(grid_section, ls_lambda)
     split = load_arrays(task_file)
+    train = _embeddings(train_embeddings, split["train_index"])
     start = time.perf_counter()
     results, timing = run_grid(
-        _embeddings(train_embeddings, split["train_index"]),
+        train,
         split["train_label"],
         _embeddings(test_embeddings, split["test_index"]),
         split["test_label"],
@@ -193,11 +199,96 @@ def run_imprinting(
         seed,
     )
     log.info("%d configurations in %.2f s", len(results), time.perf_counter() - start)
-    for table, path in [(results, out), (timing, out_gen_time)]:
+    tables = [(results, out), (timing, out_gen_time)]
+    if out_selection is not None:
+        from imprint.selection import SelectionSpec, select_configuration, selection_row
+
+        start = time.perf_counter()
+        chosen = select_configuration(
+            train, split["train_label"], grid, seed, SelectionSpec.from_config(selection_section)
+        )
+        row = selection_row(chosen, results)
+        log.info("selected %s in %.2f s: %s", chosen.selected_by, time.perf_counter() - start, row)
+        tables.append((pd.DataFrame([row]).astype({"k": "Int64", "m": "Int64"}), out_selection))
+    for table, path in tables:
         table.insert(0, "seed", seed)
         table.insert(0, "task", task)
         table.insert(0, "model", model)
         write_table(table, path)
+
+
+def run_selection_summary(selection_table: str, out: str) -> None:
+    from imprint.selection import selection_summary
+
+    write_table(selection_summary(read_table(selection_table)), out)
+
+
+def run_export_classifier(
+    train_embeddings: str,
+    task_file: str,
+    selection_file: str,
+    dataset_manifest: str,
+    nc1_file: str,
+    model_spec: Mapping[str, Any],
+    model_file: str | None,
+    grid_section: Mapping[str, Any],
+    ls_lambda: float,
+    config_sha256: str,
+    out: str,
+) -> None:
+    """The configuration selected for (model, task) at its first seed, fit on that seed's whole
+    training split, as a classifier folder (:mod:`imprint.artifact`) named by class."""
+    from imprint.artifact import ClassifierArtifact, save_artifact
+    from imprint.classifier import ImprintingClassifier
+    from imprint.datasets import task_class_names
+    from imprint.io import read_manifest
+    from imprint.models import model_source
+    from imprint.selection import configuration_of
+
+    chosen = read_table(selection_file).iloc[0]
+    split = load_arrays(task_file)
+    names = task_class_names(read_manifest(dataset_manifest, verify=False), split)
+    configuration = configuration_of(chosen)
+    clf = ImprintingClassifier(
+        **{"k": 1, "m": 1, **{k: v for k, v in configuration.items() if v is not None}},
+        ls_lambda=ls_lambda,
+        random_state=int(chosen["seed"]),
+        device=grid_section["device"],
+        dtype=grid_section["dtype"],
+        compat=grid_section["compat"],
+        keep_embeddings=False,
+    )
+    labels = np.asarray(names)[split["train_label"]]
+    clf.fit(_embeddings(train_embeddings, split["train_index"]), labels)
+    nc1 = read_table(nc1_file)
+    nc1 = nc1[nc1["seed"] == chosen["seed"]]
+    carried = None
+    source = model_source(model_spec)
+    if model_file is not None and source.training_dataset(model_spec):
+        import torch  # the network was trained by the workflow: its weights must travel
+
+        carried = torch.load(model_file, map_location="cpu", weights_only=True)
+    precomputed = getattr(source, "reads_embeddings", False)
+    artifact = ClassifierArtifact(
+        classifier=clf,
+        backbone=None if precomputed else dict(model_spec),
+        provenance={
+            "model": str(chosen["model"]),
+            "task": str(chosen["task"]),
+            "seed": int(chosen["seed"]),
+            "configuration": configuration,
+            "selected_by": str(chosen["selected_by"]),
+            "validation_accuracy": float(chosen["validation_accuracy"]),
+            "test_accuracy": float(chosen["test_accuracy"]),
+            "best_test_accuracy": float(chosen["best_test_accuracy"]),
+            "nc1": {str(r["variant"]): float(r["nc1"]) for _, r in nc1.iterrows()},
+            "n_train": len(labels),
+            "config_sha256": config_sha256,
+        },
+        backbone_file=carried,
+    )
+    save_artifact(out, artifact)
+    log.info("exported %s: %s", out, configuration)
 
 
 def run_nc1(

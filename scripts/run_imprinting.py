@@ -14,4 +14,6 @@ with logged(snakemake.log[0], snakemake.threads):
         int(snakemake.wildcards.seed),
         snakemake.output.results,
         snakemake.output.gen_time,
+        snakemake.params.selection,
+        snakemake.output.get("selection"),
     )

@@ -15,6 +15,7 @@ from imprint.figures import (
     figure_plan,
     save_figure,
 )
+from imprint.selection import selection_summary
 from imprint.stats import gen_time_summary, lowshot_summary, nc1_vs_gain
 from tests.conftest import REPO, SCHEMA
 
@@ -67,10 +68,24 @@ def test_the_paper_config_draws_the_papers_series():
 def test_figures_that_need_agg_max_or_kmeans_are_left_out_without_them():
     config = shipped("config.yaml")
     lowshot = {"lowshot", "finetune_curves"}  # they read the low-shot tables, not the grid
+    always = {"nc1", "gen_time", "selection_optimism", *lowshot}  # none reads AGG max or k-means
     config["imprinting"]["gen"] = ["mean", "ls"]
-    assert set(figure_plan(config)) == {"nc1", "gen_time", "gen_vs_k", *lowshot}
+    assert set(figure_plan(config)) == {"gen_vs_k", *always}
     config["imprinting"]["agg"] = ["mnn"]
-    assert set(figure_plan(config)) == {"nc1", "gen_time", *lowshot}
+    assert set(figure_plan(config)) == always
+
+
+def test_the_selection_figure_is_planned_where_the_config_selects():
+    config = shipped("config.yaml")
+    assert figure_plan(config)["selection_optimism"] == {
+        "selection": "stratified 5-fold cross-validation"
+    }
+    config["selection"].update(method="holdout", validation_fraction=0.25)
+    assert figure_plan(config)["selection_optimism"] == {
+        "selection": "a stratified 0.25 validation split"
+    }
+    config["selection"]["method"] = "none"
+    assert "selection_optimism" not in figure_plan(config)
 
 
 def test_the_lowshot_figures_are_planned_for_lowshot_tasks_and_curves_for_trained_methods():
@@ -164,6 +179,22 @@ def synthetic_tables():
         "table": table,
         "lowshot": lowshot,
         "lowshot_summary": lowshot_summary(lowshot),
+        "selection_summary": selection_summary(
+            pd.DataFrame(
+                [
+                    {
+                        "model": model,
+                        "task": task,
+                        "seed": seed,
+                        "validation_accuracy": rng.uniform(0.7, 1),
+                        "test_accuracy": (test := rng.uniform(0.5, 0.95)),
+                        "best_test_accuracy": test + (gap := rng.uniform(0, 0.05)),
+                        "optimism": gap,
+                    }
+                    for model, task, seed in itertools.product(["m1", "m2"], TASKS, [0, 1])
+                ]
+            )
+        ),
     }
 
 
@@ -208,6 +239,7 @@ def test_every_figure_is_written_as_a_valid_pdf_and_png(figure, tmp_path):
             "norm_inf": ["l2"],
         },
         "lowshot": {"tasks": {"t": {}}, "methods": ["imprint", "rand_ft", "imprint_ft"]},
+        "selection": {"method": "cv", "folds": 5, "validation_fraction": 0.2},
     }
     options = figure_plan(config)[figure]
     plot, tables = FIGURES[figure].plot, FIGURES[figure].tables

@@ -86,10 +86,18 @@ def test_every_stage_produces_its_outputs(finished_run):
         assert len(paper) == len(treatments) and (paper["n_groups"] == 4).all()
         latex = (results / "paper_tables" / f"{name}.tex").read_text()
         assert latex.count("best in group") == len(treatments) and "Avg. Rank" in latex
-    # Neither a few-shot nor a "d in 1" series in this config: six figures.
+    # Neither a few-shot nor a "d in 1" series in this config: seven figures.
     assert sorted(path.name for path in (results / "figures").iterdir()) == [
         f"{name}.{ext}"
-        for name in ("finetune_curves", "gen_time", "gen_vs_k", "lowshot", "nc1", "nc1_vs_gain")
+        for name in (
+            "finetune_curves",
+            "gen_time",
+            "gen_vs_k",
+            "lowshot",
+            "nc1",
+            "nc1_vs_gain",
+            "selection_optimism",
+        )
         for ext in ("pdf", "png")
     ]
     lowshot = pd.read_csv(results / "tables" / "lowshot.csv", dtype={"epoch": "Int64"})
@@ -120,6 +128,49 @@ def test_every_stage_produces_its_outputs(finished_run):
     assert (results / "tables" / "imprinting.csv").stat().st_mode & 0o044 == 0o044
 
 
+def test_the_selection_is_honest_and_the_exported_classifiers_predict_what_the_grid_reports(
+    finished_run,
+):
+    from imprint.artifact import load_artifact
+    from imprint.io import load_arrays
+
+    results = finished_run / "results"
+    selection = pd.read_csv(results / "tables" / "selection.csv")
+    table = pd.read_csv(results / "tables" / "imprinting.csv")
+    assert len(selection) == 2 * (2 + 1)  # (model) x (novel: 2 seeds, pairs: 1)
+    assert set(selection["selected_by"]) == {"cv5"}  # every class has >= 5 training samples
+    assert (selection["optimism"] >= 0).all()
+    gap = selection["best_test_accuracy"] - selection["test_accuracy"]
+    assert (selection["optimism"] - gap).abs().max() < 1e-9  # each written to 10 digits
+    best = table.groupby(["model", "task", "seed"])["accuracy"].max()
+    for row in selection.to_dict("records"):
+        assert row["best_test_accuracy"] == best[(row["model"], row["task"], row["seed"])]
+    summary = pd.read_csv(results / "tables" / "selection_summary.csv")
+    assert len(summary) == 4 and (results / "figures" / "selection_optimism.png").stat().st_size
+
+    for model in ("cnn", "pixels"):
+        for task, seed in (("novel", 0), ("pairs", 7)):
+            artifact = load_artifact(results / "classifiers" / model / task)
+            chosen = selection[(selection["model"] == model) & (selection["task"] == task)]
+            chosen = chosen[chosen["seed"] == seed].iloc[0]
+            assert artifact.provenance["test_accuracy"] == chosen["test_accuracy"]
+            split = load_arrays(results / "tasks" / task / f"seed{seed}.npz")
+            dataset = "digits"
+            test = load_arrays(results / "embeddings" / model / dataset / "test.npz")
+            predicted = artifact.classifier.predict(test["embeddings"][split["test_index"]])
+            names = artifact.classifier.classes_
+            truth = names[split["test_label"]]
+            # the grid's row for this configuration (tables hold 10 significant digits)
+            assert (predicted == truth).mean() == pytest.approx(chosen["test_accuracy"], abs=1e-9)
+            if task == "novel":
+                assert list(names) == ["5", "6", "7", "8", "9"]
+            else:  # "d in 1": each label merges two digits
+                assert all(name.count("+") == 1 for name in names)
+    # the CNN was trained by the workflow: its weights travel with its classifiers
+    assert load_artifact(results / "classifiers" / "cnn" / "novel").backbone_file is not None
+    assert load_artifact(results / "classifiers" / "pixels" / "novel").backbone_file is None
+
+
 def test_a_second_run_has_nothing_to_do(finished_run):
     assert planned_jobs(finished_run, "--configfile", "tiny.yaml") == {}
 
@@ -138,13 +189,17 @@ def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_r
         "gen_time_summary",
         "nc1_vs_gain",
         "figure",
+        # the selection runs in the imprinting jobs, and the grid changes what it chooses from
+        "collect_selection",
+        "selection_summary",
+        "export_classifiers",
         "all",
     }
     assert jobs["imprinting"] == 6
     dry_run = snakemake(workdir, "--dry-run", "--configfile", "tiny.yaml").stdout
     figures = set(re.findall(r"output: results/figures/(\w+)\.pdf", dry_run))
     # not nc1: NC1 does not depend on the grid
-    assert figures == {"gen_vs_k", "gen_time", "nc1_vs_gain"}
+    assert figures == {"gen_vs_k", "gen_time", "nc1_vs_gain", "selection_optimism"}
 
     upstream = [
         *workdir.glob("results/embeddings/**/*.npz"),
@@ -224,6 +279,12 @@ COMPARED_OUTPUTS = [
     "paper_tables/gen.tex",
     "figures/lowshot.pdf",
     "figures/finetune_curves.pdf",
+    "tables/selection.csv",
+    "tables/selection_summary.csv",
+    "classifiers/cnn/novel/classifier.json",
+    "classifiers/cnn/novel/classifier.safetensors",
+    "classifiers/cnn/novel/backbone.safetensors",
+    "classifiers/pixels/pairs/classifier.safetensors",
 ]
 
 

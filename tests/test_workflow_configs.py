@@ -37,8 +37,10 @@ def test_the_default_config_builds_its_dag(tmp_path):
     jobs = planned_jobs(tmp_path)
     assert jobs["imprinting"] == 2 * 9 * 3 and jobs["embeddings"] == 4
     assert jobs["comparison"] == 4 and jobs["nc1"] == 18
-    # gen_vs_k, few_shot, nc1, nc1_vs_gain, d_in_1, gen_time, lowshot, finetune_curves
-    assert jobs["figure"] == 8
+    # gen_vs_k, few_shot, nc1, nc1_vs_gain, d_in_1, gen_time, lowshot, finetune_curves,
+    # selection_optimism
+    assert jobs["figure"] == 9
+    assert jobs["export_classifiers"] == 2  # one per model, a folder per task
     assert jobs["lowshot"] == 3 and jobs["lowshot_summary"] == 1  # the CNN x 3 seeds
 
 
@@ -149,6 +151,7 @@ def test_changing_a_checkpoint_file_reruns_that_fm_and_nothing_else(tmp_path):
         "results/imprinting/net/novel/seed0.csv",
         "results/imprinting/net/novel/seed0.gen_time.csv",
         "results/models/net.pt",
+        "results/selection/net/novel/seed0.csv",  # written by the same imprinting job
         "results/tables/imprinting.csv",
     ]
 

@@ -1,4 +1,6 @@
 import functools
+import hashlib
+import json
 import os
 import re
 import sys
@@ -67,6 +69,7 @@ onstart:
 
 
 ENV = "../../envs/imprint.yaml"
+SELECTION = config["selection"]["method"] != "none"
 MODELS = sorted(config["models"])
 TASKS = sorted(config["tasks"])
 COMPARISONS = sorted(config["comparisons"])
@@ -138,6 +141,57 @@ def gen_time_tables():
 
 def nc1_tables():
     return expand("results/nc1/{model}/{task}.csv", model=MODELS, task=TASKS)
+
+
+def selection_output():
+    """The imprinting job's selection table, where the config selects (method not none): the
+    configuration chosen on held-out training data, by the grid once per fold in the same job."""
+    return {"selection": "results/selection/{model}/{task}/seed{seed}.csv"} if SELECTION else {}
+
+
+def selection_tables():
+    return [
+        path.replace("results/imprinting/", "results/selection/") for path in imprinting_tables()
+    ]
+
+
+def exported_classifiers():
+    return expand("results/classifiers/{model}/{task}", model=MODELS, task=TASKS)
+
+
+def export_inputs(wc):
+    """A model's exported classifiers' data, per task (keys ``<kind>__<task>``): the first
+    seed's task, selection and NC1, and the model file where the network was trained by the
+    workflow (its weights travel with the classifiers)."""
+    inputs = {}
+    for task in TASKS:
+        seed = task_seeds(config, task)[0]
+        dataset = task_dataset(task)
+        inputs |= {
+            f"train__{task}": embeddings_file(wc.model, dataset, "train"),
+            f"task__{task}": f"results/tasks/{task}/seed{seed}.npz",
+            f"selection__{task}": f"results/selection/{wc.model}/{task}/seed{seed}.csv",
+            f"dataset__{task}": dataset_manifest(dataset),
+            f"nc1__{task}": f"results/nc1/{wc.model}/{task}.csv",
+        }
+    if model_training_dataset(wc.model):
+        inputs["model"] = f"results/models/{wc.model}.pt"
+    return inputs
+
+
+def classifier_config_sha256(model, task):
+    """A hash of the config values an exported classifier depends on (model, dataset, task,
+    imprinting grid, selection, seeds), independent of key order."""
+    relevant = {
+        "model": config["models"][model],
+        "dataset": config["datasets"][task_dataset(task)],
+        "task": config["tasks"][task],
+        "seeds": task_seeds(config, task),
+        "imprinting": config["imprinting"],
+        "selection": config["selection"],
+    }
+    text = json.dumps(relevant, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def lowshot_tables():
@@ -215,6 +269,15 @@ def final_outputs():
         *(
             ["results/tables/lowshot.csv", "results/tables/lowshot_summary.csv"]
             if lowshot_runs(config)
+            else []
+        ),
+        *(
+            [
+                "results/tables/selection.csv",
+                "results/tables/selection_summary.csv",
+                *exported_classifiers(),
+            ]
+            if SELECTION
             else []
         ),
     ]

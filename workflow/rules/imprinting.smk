@@ -5,6 +5,7 @@ rule imprinting:
         test=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "test"),
         task="results/tasks/{task}/seed{seed}.npz",
     output:
+        **selection_output(),
         results="results/imprinting/{model}/{task}/seed{seed}.csv",
         gen_time="results/imprinting/{model}/{task}/seed{seed}.gen_time.csv",
     log:
@@ -27,6 +28,34 @@ rule imprinting:
             if not key.startswith("ls_lambda")
         },
         ls_lambda=lambda wc: model_lambda(config, wc.model),
+        selection=dict(sorted(config["selection"].items())),  # by value, not key order
         code=code("run_imprinting.py"),
     script:
         "../../scripts/run_imprinting.py"
+
+
+rule export_classifiers:
+    """For every task, the configuration selected for (model, task) at the task's first seed,
+    refit on that seed's whole training split: classifier folders that `imprint predict` and
+    `imprint add` read (imprint.artifact), named by class, with their provenance. One job per
+    model: each folder is a few milliseconds' work."""
+    input:
+        unpack(export_inputs),
+    output:
+        [directory(f"results/classifiers/{{model}}/{task}") for task in TASKS],
+    log:
+        "results/logs/classifiers/{model}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input: max(2000, int(4 * files_size_mb(input)) + 1000),
+    params:
+        tasks=TASKS,
+        model_spec=lambda wc: config["models"][wc.model],
+        grid=config["imprinting"],
+        ls_lambda=lambda wc: model_lambda(config, wc.model),
+        config_sha256=lambda wc: {task: classifier_config_sha256(wc.model, task) for task in TASKS},
+        code=code("export_classifiers.py"),
+    script:
+        "../../scripts/export_classifiers.py"

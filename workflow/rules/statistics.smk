@@ -2,7 +2,9 @@ localrules:
     collect_imprinting,
     collect_gen_time,
     collect_nc1,
+    collect_selection,
     gen_time_summary,
+    selection_summary,
 
 
 rule collect_imprinting:
@@ -56,6 +58,45 @@ rule collect_nc1:
         code=code("concat_tables.py"),
     script:
         "../../scripts/concat_tables.py"
+
+
+rule collect_selection:
+    """The configuration chosen on held-out training data per (model, task, seed), with its
+    validation and honest test accuracy: one row per run."""
+    input:
+        selection_tables(),
+    output:
+        "results/tables/selection.csv",
+    log:
+        "results/logs/statistics/collect_selection.log",
+    conda:
+        ENV
+    params:
+        code=code("concat_tables.py"),
+    script:
+        "../../scripts/concat_tables.py"
+
+
+rule selection_summary:
+    """Per (model, task): honest test accuracy of the selected configurations against the best
+    test accuracy of any configuration, means over seeds."""
+    input:
+        "results/tables/selection.csv",
+    output:
+        report(
+            "results/tables/selection_summary.csv",
+            caption="../report/selection_summary.rst",
+            category="Model selection",
+            labels={"table": "selection_summary"},
+        ),
+    log:
+        "results/logs/statistics/selection_summary.log",
+    conda:
+        ENV
+    params:
+        code=code("summarize_selection.py"),
+    script:
+        "../../scripts/summarize_selection.py"
 
 
 rule nc1_summary:
