@@ -33,6 +33,8 @@ RESERVED_TABLES = frozenset(
         "gen_time_summary",
         "lowshot",
         "lowshot_summary",
+        "selection",
+        "selection_summary",
     }
 )
 
@@ -213,17 +215,43 @@ def _coerce_command_line_strings(config: dict[str, Any], errors) -> bool:
     return changed
 
 
-def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
+#: The workflow's config schema (a checkout or editable install has it beside the package).
+SCHEMA_FILE = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def validate_config(config: dict[str, Any], schema_file: str | Path = SCHEMA_FILE) -> None:
     """Check ``config`` against the JSON schema, filling in the schema's defaults in place, then
     expand models with a list of layers into one model per layer (:func:`expand_layers`).
 
     Raises :class:`ConfigError` with the single most relevant violation, named by its key path,
     e.g. ``config key 'imprinting.gen[0]': 'kmean' is not one of [...]``.
     """
-    import jsonschema
+    import yaml
+
+    _validate(config, yaml.safe_load(Path(schema_file).read_text()))
+    expand_layers(config)
+
+
+def validate_model_spec(spec: Mapping[str, Any], schema_file: str | Path = SCHEMA_FILE) -> dict:
+    """One model spec, checked and completed with the schema's defaults as an entry under
+    ``models:`` of a config would be (the ``imprint`` command's ``--model``)."""
     import yaml
 
     schema = yaml.safe_load(Path(schema_file).read_text())
+    config = {"models": {"model": dict(spec)}}
+    try:
+        _validate(config, {**schema, "required": ["models"]})
+    except ConfigError as error:
+        message = str(error).replace("config key 'models.model'", "model spec")
+        raise ConfigError(message.replace("config key 'models.model.", "model key '")) from None
+    if isinstance(config["models"]["model"].get("layer"), list):
+        raise ConfigError("model key 'layer': one layer here, not a list")
+    return config["models"]["model"]
+
+
+def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    import jsonschema
+
     base = jsonschema.Draft202012Validator
     validate_properties = base.VALIDATORS["properties"]
 
@@ -241,7 +269,6 @@ def validate_config(config: dict[str, Any], schema_file: str | Path) -> None:
         pass
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
-        expand_layers(config)
         return
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = sorted(error.schema.get("properties", {}))

@@ -25,3 +25,14 @@ def test_what_the_project_requires_is_importable_there():
     assert {"snakemake", "torch", "pygments"} <= required_distributions()
     assert imports_in_readme_install("pygments")  # snakemake[reports]: `snakemake --report`
     assert imports_in_readme_install("imprint.stages")
+
+
+def test_a_hidden_module_is_not_found_there_as_if_not_installed():
+    # torch probes optional modules with find_spec: it must answer None, not raise
+    result = subprocess.run(
+        [sys.executable, "-c", "import importlib.util; print(importlib.util.find_spec('pytest'))"],
+        env=readme_install_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == "None", result.stderr

@@ -16,6 +16,7 @@ from imprint.lowshot import INIT_GENS, LOWSHOT_METHODS, SCOPES, LowShotOptions
 from imprint.models import CNN_HEADS, MODEL_SOURCES
 from imprint.nc import NC1_VARIANTS
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE
+from imprint.selection import SELECTION_METHODS
 from imprint.stats import POSTHOC_TESTS
 from tests.conftest import REPO, SCHEMA
 
@@ -50,6 +51,7 @@ def test_the_schemas_factor_levels_are_the_librarys(name, library):
         ("lowshot", "methods", LOWSHOT_METHODS),
         ("lowshot", "scope", ("auto", *SCOPES)),
         ("lowshot", "device", DEVICES),
+        ("selection", "method", (*SELECTION_METHODS, "none")),
     ],
 )
 def test_the_schemas_engine_settings_are_the_librarys(section, key, library):
@@ -148,3 +150,12 @@ def test_the_suites_start_order_names_existing_test_modules_that_run_snakemake()
         module = REPO / "tests" / f"{name}.py"
         assert module.is_file(), name
         assert "pytest.mark.workflow" in module.read_text(), f"{name} is not an end-to-end module"
+
+
+def test_the_commands_selection_grid_is_the_offline_defaults():
+    from imprint.app import SELECTION_GRID
+
+    section = yaml.safe_load((REPO / "config.yaml").read_text())["imprinting"]
+    assert {factor: list(getattr(SELECTION_GRID, factor)) for factor in FACTORS} == {
+        factor: section[factor] for factor in FACTORS
+    }

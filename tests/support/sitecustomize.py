@@ -1,8 +1,11 @@
 """Imported at start-up when this folder is on PYTHONPATH: the top-level modules named in
 IMPRINT_BLOCKED_MODULES (comma-separated) behave as if they were not installed: importing one
-fails, and module discovery (pkgutil, which Snakemake's plugin registries use) does not list it."""
+fails, ``importlib.util.find_spec`` answers None for it (as for a module that is not
+installed: torch probes optional modules so), and module discovery (pkgutil, which Snakemake's
+plugin registries use) does not list it."""
 
 import importlib.abc
+import importlib.util
 import os
 import pkgutil
 import sys
@@ -28,6 +31,16 @@ def _iter_unblocked_modules(path=None, prefix=""):
             yield module
 
 
+_find_spec = importlib.util.find_spec
+
+
+def _find_unblocked_spec(name, package=None):
+    if name.partition(".")[0] in BLOCKED:
+        return None
+    return _find_spec(name, package)
+
+
 if BLOCKED:
     sys.meta_path.insert(0, _Refuse())
     pkgutil.iter_modules = _iter_unblocked_modules
+    importlib.util.find_spec = _find_unblocked_spec
