@@ -290,7 +290,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         if self.class_embeddings_ is None:
             raise ValueError(
                 f"GEN {self.gen!r} solves for all classes together, so adding data means solving "
-                "again with every embedding, which this classifier did not keep; fit with all "
+                "again with every embedding, which this classifier did not keep (imprint fit "
+                "--keep-embeddings); fit with all "
                 f"data (classes can be added one by one with {', '.join(PER_CLASS_METHODS)})"
             )
         kept = {label: self.class_embeddings_[p] for p, label in enumerate(self.classes_)}
@@ -313,8 +314,9 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             proxies = np.concatenate([old, samples])
         elif self.class_embeddings_ is None:
             raise ValueError(
-                f"GEN {self.gen!r} imprints class {label!r} again from all its embeddings, "
-                "which this classifier did not keep; fit with keep_embeddings=True"
+                f"GEN {self.gen!r} imprints class {str(label)!r} again from all its embeddings, "
+                "which this classifier did not keep; fit with keep_embeddings=True "
+                "(imprint fit --keep-embeddings)"
             )
         else:
             every = np.concatenate([self.class_embeddings_[position], samples])
