@@ -283,3 +283,24 @@ def test_a_real_pretrained_backbone_through_fit_evaluate_and_onnx(data, tmp_path
     result = json.loads(imprint("export", tmp_path / "clf", "--onnx", tmp_path / "clf.onnx",
                                 "--check", test, "--json", cwd=tmp_path).stdout)  # fmt: skip
     assert result["checked_on"] == 100 and result["top1_agreement"] >= 0.999
+
+
+def test_fit_can_choose_its_configuration_by_cross_validation(data, tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        "imprinting:\n  gen: [mean, kmeans]\n  k: [1, 4]\n  norm_pre: [l2]\n  norm_post: [l2]\n"
+        "  norm_inf: [l2]\n  agg: [max]\n  m: [1]\n"
+    )
+    done = imprint(
+        "fit", data["train"], "--model", "pixels", "-o", tmp_path / "clf", "--select", "cv",
+        "--folds", "3", "--grid", grid, "--json", "-q", cwd=tmp_path,
+    )  # fmt: skip
+    summary = json.loads(done.stdout)
+    selection = summary["provenance"]["selection"]
+    assert selection["selected_by"] == "cv3" and selection["grid_size"] == 3
+    assert 0.5 < selection["validation_accuracy"] <= 1
+    assert summary["configuration"]["gen"] in ("mean", "kmeans")
+    grid.write_text("imprinting: {gen: [mean]}\n")
+    done = imprint("fit", data["train"], "--model", "pixels", "-o", tmp_path / "x", "--select",
+                   "cv", "--grid", grid, cwd=tmp_path, check=False)  # fmt: skip
+    assert done.returncode == 1 and "lacks the key 'k'" in done.stderr
