@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,11 +163,6 @@ def class_folders(root: str | os.PathLike) -> dict[str, list[Path]]:
             )
         classes[folder.name] = images
     return classes
-
-
-def other_files(folders: Iterable[Path]) -> list[Path]:
-    """Files in ``folders`` that are not images (reported, never skipped silently)."""
-    return [p for folder in folders for p in image_files(folder)[1]]
 
 
 def image_paths(arguments: Sequence[str | os.PathLike]) -> list[Path]:

@@ -580,3 +580,22 @@ def model_lambda(config: Mapping[str, Any], model: str) -> float:
     """The LS ridge term for a model: its override, else the grid's default."""
     section = config["imprinting"]
     return section.get("ls_lambda_per_model", {}).get(model, section["ls_lambda"])
+
+
+def classifier_config_sha256(config: Mapping[str, Any], model: str, task: str) -> str:
+    """A hash of the config values an exported classifier of (model, task) depends on: the
+    model, the task and its dataset, its seeds, the grid and the selection; independent of key
+    order and of every other model, task or section."""
+    import hashlib
+    import json
+
+    dataset = config["tasks"][task]["dataset"]
+    relevant = {
+        "model": config["models"][model],
+        "dataset": config["datasets"][dataset],
+        "task": config["tasks"][task],
+        "seeds": task_seeds(config, task),
+        "imprinting": config["imprinting"],
+        "selection": config["selection"],
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()

@@ -69,6 +69,19 @@ class Grid:
             out.extend([(agg, m) for m in self.m] if agg == "mnn" else [(agg, 0)])
         return out
 
+    def configurations(self) -> list[tuple]:
+        """Every configuration as a tuple of :data:`FACTORS` levels (k None where GEN has no k,
+        m None for max), in the order of :func:`run_grid`'s rows."""
+        return [
+            (gen, k, norm_pre, norm_post, norm_inf, agg, m if agg == "mnn" else None)
+            for norm_pre in self.norm_pre
+            for gen in self.gen
+            for k in (self.k if gen in K_METHODS else (None,))
+            for norm_post in self.norm_post
+            for norm_inf in self.norm_inf
+            for agg, m in self.variants()
+        ]
+
     def size(self) -> int:
         gens = sum(len(self.k) if g in K_METHODS else 1 for g in self.gen)
         return (

@@ -75,9 +75,14 @@ class Selection:
     table: pd.DataFrame
 
     def classifier_params(self) -> dict[str, Any]:
-        """The configuration as :class:`imprint.ImprintingClassifier` parameters."""
-        params = {key: value for key, value in self.configuration.items() if value is not None}
-        return {"k": 1, "m": 1, **params}
+        return classifier_params(self.configuration)
+
+
+def classifier_params(configuration: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration as :class:`imprint.ImprintingClassifier` parameters (k and m, which the
+    classifier ignores where they do not apply, at 1 there)."""
+    params = {key: value for key, value in configuration.items() if value is not None}
+    return {"k": 1, "m": 1, **params}
 
 
 def validation_splits(
@@ -137,7 +142,7 @@ def select_configuration(
     return Selection(
         configuration=configuration_of(best),
         validation_accuracy=float(best["validation_accuracy"]),
-        selected_by=f"{spec.method}" if spec.method == "holdout" else f"cv{len(splits)}",
+        selected_by="holdout" if spec.method == "holdout" else f"cv{len(splits)}",
         n_folds=len(splits),
         table=table,
     )
@@ -153,28 +158,12 @@ def configuration_of(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _fallback(grid: Grid) -> Selection:
-    rows = [dict(zip(FACTORS, levels, strict=True)) for levels in _grid_configurations(grid)]
+    rows = [dict(zip(FACTORS, levels, strict=True)) for levels in grid.configurations()]
     chosen = next(
         (row for row in rows if all(row[key] == value for key, value in FALLBACK.items())),
         rows[0],
     )
     return Selection(chosen, float("nan"), "fallback", 0, pd.DataFrame())
-
-
-def _grid_configurations(grid: Grid) -> list[tuple]:
-    """Every configuration of ``grid`` in the order :func:`run_grid` writes its rows."""
-    from imprint.gen import K_METHODS
-
-    out = []
-    for norm_pre in grid.norm_pre:
-        for gen in grid.gen:
-            for k in grid.k if gen in K_METHODS else (None,):
-                for norm_post in grid.norm_post:
-                    for norm_inf in grid.norm_inf:
-                        for agg, m in grid.variants():
-                            m = m if agg == "mnn" else None
-                            out.append((gen, k, norm_pre, norm_post, norm_inf, agg, m))
-    return out
 
 
 def matching_row(results: pd.DataFrame, configuration: Mapping[str, Any]) -> pd.Series:

@@ -161,10 +161,14 @@ def run_build_task(
 
 
 def _embeddings(path: str, index: np.ndarray) -> np.ndarray:
+    return _all_embeddings(path)[index]
+
+
+def _all_embeddings(path: str) -> np.ndarray:
     embeddings = load_arrays(path)["embeddings"]
     if not np.isfinite(embeddings).all():
         raise ValueError(f"{path}: embeddings contain NaN or inf")
-    return embeddings[index]
+    return embeddings
 
 
 def run_imprinting(
@@ -223,34 +227,63 @@ def run_selection_summary(selection_table: str, out: str) -> None:
     write_table(selection_summary(read_table(selection_table)), out)
 
 
-def run_export_classifier(
-    train_embeddings: str,
-    task_file: str,
-    selection_file: str,
-    dataset_manifest: str,
-    nc1_file: str,
+def run_export_classifiers(
+    tasks: Sequence[str],
+    inputs: Mapping[str, str],
+    outputs: Sequence[str],
     model_spec: Mapping[str, Any],
-    model_file: str | None,
     grid_section: Mapping[str, Any],
     ls_lambda: float,
-    config_sha256: str,
-    out: str,
+    config_sha256: Mapping[str, str],
 ) -> None:
-    """The configuration selected for (model, task) at its first seed, fit on that seed's whole
-    training split, as a classifier folder (:mod:`imprint.artifact`) named by class."""
+    """Per task, the configuration selected for (model, task) at its first seed, fit on that
+    seed's whole training split, as a classifier folder (:mod:`imprint.artifact`) named by class.
+
+    ``inputs``: ``<kind>__<task>`` -> file for the kinds train (embeddings), task, selection,
+    dataset (manifest) and nc1, and ``model`` (the model file) where the network was trained by
+    the workflow: its weights travel with the classifiers. Each embeddings file and the model
+    file are read once, however many tasks share them."""
+    from imprint.models import model_source
+
+    source = model_source(model_spec)
+    carried = None
+    if source.training_dataset(model_spec):
+        import torch
+
+        carried = torch.load(inputs["model"], map_location="cpu", weights_only=True)
+    backbone = None if getattr(source, "reads_embeddings", False) else dict(model_spec)
+    embeddings: dict[str, np.ndarray] = {}
+    for task, out in zip(tasks, outputs, strict=True):
+        train = inputs[f"train__{task}"]
+        if train not in embeddings:
+            embeddings[train] = _all_embeddings(train)
+        _export_classifier(
+            embeddings[train],
+            {kind: inputs[f"{kind}__{task}"] for kind in ("task", "selection", "dataset", "nc1")},
+            backbone,
+            carried,
+            grid_section,
+            ls_lambda,
+            config_sha256[task],
+            out,
+        )
+
+
+def _export_classifier(
+    embeddings, files, backbone, carried, grid_section, ls_lambda, config_sha256, out
+) -> None:
     from imprint.artifact import ClassifierArtifact, save_artifact
     from imprint.classifier import ImprintingClassifier
     from imprint.datasets import task_class_names
     from imprint.io import read_manifest
-    from imprint.models import model_source
-    from imprint.selection import configuration_of
+    from imprint.selection import classifier_params, configuration_of
 
-    chosen = read_table(selection_file).iloc[0]
-    split = load_arrays(task_file)
-    names = task_class_names(read_manifest(dataset_manifest, verify=False), split)
+    chosen = read_table(files["selection"]).iloc[0]
+    split = load_arrays(files["task"])
+    names = task_class_names(read_manifest(files["dataset"], verify=False), split)
     configuration = configuration_of(chosen)
     clf = ImprintingClassifier(
-        **{"k": 1, "m": 1, **{k: v for k, v in configuration.items() if v is not None}},
+        **classifier_params(configuration),
         ls_lambda=ls_lambda,
         random_state=int(chosen["seed"]),
         device=grid_section["device"],
@@ -259,19 +292,12 @@ def run_export_classifier(
         keep_embeddings=False,
     )
     labels = np.asarray(names)[split["train_label"]]
-    clf.fit(_embeddings(train_embeddings, split["train_index"]), labels)
-    nc1 = read_table(nc1_file)
+    clf.fit(embeddings[split["train_index"]], labels)
+    nc1 = read_table(files["nc1"])
     nc1 = nc1[nc1["seed"] == chosen["seed"]]
-    carried = None
-    source = model_source(model_spec)
-    if model_file is not None and source.training_dataset(model_spec):
-        import torch  # the network was trained by the workflow: its weights must travel
-
-        carried = torch.load(model_file, map_location="cpu", weights_only=True)
-    precomputed = getattr(source, "reads_embeddings", False)
     artifact = ClassifierArtifact(
         classifier=clf,
-        backbone=None if precomputed else dict(model_spec),
+        backbone=backbone,
         provenance={
             "model": str(chosen["model"]),
             "task": str(chosen["task"]),

@@ -4,7 +4,13 @@ import re
 import pytest
 import yaml
 
-from imprint.config import ConfigError, check_config, check_devices, validate_config
+from imprint.config import (
+    ConfigError,
+    check_config,
+    check_devices,
+    classifier_config_sha256,
+    validate_config,
+)
 from imprint.datasets import train_labels_if_known
 from tests.conftest import REPO, SCHEMA, tiny_config
 
@@ -272,3 +278,25 @@ def test_command_line_strings_that_are_not_the_wanted_type_are_still_refused(key
     config[key] = value
     with pytest.raises(ConfigError, match=re.escape(message)):
         validate_config(config, SCHEMA)
+
+
+def test_an_exported_classifiers_config_hash_follows_its_values_only():
+    config = tiny_config()
+    validate_config(config, SCHEMA)
+    first = classifier_config_sha256(config, "cnn", "novel")
+    reordered = copy.deepcopy(config)
+    reordered["imprinting"] = dict(reversed(list(config["imprinting"].items())))
+    assert classifier_config_sha256(reordered, "cnn", "novel") == first  # by value
+    other = copy.deepcopy(config)
+    other["tasks"]["pairs"]["n_shot"] = 5  # another task
+    other["models"]["pixels"] = {"source": "pixels"}
+    assert classifier_config_sha256(other, "cnn", "novel") == first
+    for edit in (
+        lambda c: c["models"]["cnn"].update(epochs=3),
+        lambda c: c["imprinting"].update(m=[1]),
+        lambda c: c["selection"].update(folds=3),
+        lambda c: c.update(seeds=[5, 1]),
+    ):
+        changed = copy.deepcopy(config)
+        edit(changed)
+        assert classifier_config_sha256(changed, "cnn", "novel") != first

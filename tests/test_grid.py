@@ -73,6 +73,25 @@ def test_every_configuration_is_one_row_and_m_is_empty_for_max():
     assert len(timing) == 3  # per (gen, k, norm_pre)
 
 
+def test_the_rows_come_in_the_order_of_the_grids_configurations():
+    x, y = blobs()
+    grid = Grid(
+        gen=["fps", "mean", "kmeans"],
+        k=[3, 1],
+        norm_pre=["l2", "none"],
+        norm_post=["none", "quantile"],
+        norm_inf=["l2", "none"],
+        agg=["mnn", "max"],
+        m=[2, 1],
+    )
+    table, _ = run_grid(x, y, x, y, grid, seed=0)
+    rows = [
+        tuple(None if pd.isna(value) else value for value in row)
+        for row in table[list(FACTORS)].itertuples(index=False)
+    ]
+    assert rows == grid.configurations() and len(rows) == grid.size()
+
+
 def test_each_clustering_runs_once_per_class_k_and_norm_pre(monkeypatch):
     calls = []
     kmeans_split = gen_module.kmeans_split

@@ -1,6 +1,4 @@
 import functools
-import hashlib
-import json
 import os
 import re
 import sys
@@ -25,6 +23,7 @@ from imprint.config import (
     NAME_PATTERN,
     ConfigError,
     check_config,
+    classifier_config_sha256,
     check_devices,
     lowshot_runs,
     model_lambda,
@@ -177,21 +176,6 @@ def export_inputs(wc):
     if model_training_dataset(wc.model):
         inputs["model"] = f"results/models/{wc.model}.pt"
     return inputs
-
-
-def classifier_config_sha256(model, task):
-    """A hash of the config values an exported classifier depends on (model, dataset, task,
-    imprinting grid, selection, seeds), independent of key order."""
-    relevant = {
-        "model": config["models"][model],
-        "dataset": config["datasets"][task_dataset(task)],
-        "task": config["tasks"][task],
-        "seeds": task_seeds(config, task),
-        "imprinting": config["imprinting"],
-        "selection": config["selection"],
-    }
-    text = json.dumps(relevant, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def lowshot_tables():

@@ -55,7 +55,9 @@ rule export_classifiers:
         model_spec=lambda wc: config["models"][wc.model],
         grid=config["imprinting"],
         ls_lambda=lambda wc: model_lambda(config, wc.model),
-        config_sha256=lambda wc: {task: classifier_config_sha256(wc.model, task) for task in TASKS},
+        config_sha256=lambda wc: {
+            task: classifier_config_sha256(config, wc.model, task) for task in TASKS
+        },
         code=code("export_classifiers.py"),
     script:
         "../../scripts/export_classifiers.py"
