@@ -89,8 +89,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         Inputs and outputs stay numpy arrays; the k-means and farthest-point sampling of GEN
         run there too (the same proxies on every device up to floating-point ties).
     compat : {"none", "paper"}
-        "paper": k-means and k-medoids as the IMPRINT authors' code runs them (see
-        :func:`imprint.gen.generate_proxies`).
+        "paper": k-means, k-medoids, random and FPS as the IMPRINT authors' code runs them
+        (see :func:`imprint.gen.generate_proxies`).
     dtype : {"float32", "float64"}
         Precision of scoring. The workflow's grid runner uses the same engine, so for the same
         device and dtype its accuracies equal this estimator's exactly.
@@ -259,7 +259,14 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
             changed.add(len(blocks))
             blocks.append(
                 class_proxies(
-                    samples, self.gen, self.k, self.seed_, len(blocks), self.compat, self.device
+                    samples,
+                    self.gen,
+                    self.k,
+                    self.seed_,
+                    len(blocks),
+                    self.compat,
+                    self.device,
+                    earlier_counts=self.class_counts_.tolist(),
                 )
             )
             self.classes_ = np.append(self.classes_, label)
@@ -321,7 +328,14 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         else:
             every = np.concatenate([self.class_embeddings_[position], samples])
             proxies = class_proxies(
-                every, self.gen, self.k, self.seed_, position, self.compat, self.device
+                every,
+                self.gen,
+                self.k,
+                self.seed_,
+                position,
+                self.compat,
+                self.device,
+                earlier_counts=self.class_counts_[:position].tolist(),
             )
         if self.class_embeddings_ is not None:
             self.class_embeddings_[position] = np.concatenate(

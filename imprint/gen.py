@@ -1,7 +1,9 @@
 """GEN: proxy generation, one or more weight vectors ("proxies") per class.
 
 All methods work class by class in ascending label order; a class's randomness comes from a seed
-derived from ``(random_state, class position)`` so that it does not depend on the other classes.
+derived from ``(random_state, class position)`` so that it does not depend on the other classes
+(except with ``compat="paper"``, which draws as the IMPRINT authors' code does: see
+:func:`generate_proxies`).
 Methods that take ``k`` clip it to the class size: a class with at most ``k`` samples keeps all its
 samples as proxies (for ``kls``: every sample becomes its own pseudo-class).
 """
@@ -37,9 +39,13 @@ GEN_METHODS = (
 K_METHODS = frozenset(
     {"random", "kmeans", "kmedoids", "kmedoids_alternate", "covmax", "fps", "kls"}
 )
-#: ``imprinting.compat``: ``paper`` runs k-means and k-medoids as the IMPRINT authors' code
-#: does (:func:`generate_proxies`).
+#: ``imprinting.compat``: ``paper`` runs k-means, k-medoids, random and FPS as the IMPRINT
+#: authors' code does (:func:`generate_proxies`).
 COMPAT_MODES = ("none", "paper")
+#: GEN methods that, with ``compat="paper"``, draw from one torch generator seeded once per
+#: configuration and shared by the classes in label order (:func:`paper_draw`), as the authors'
+#: code draws from torch's global generator: a class's draw depends on the classes before it.
+PAPER_SEQUENTIAL_DRAWS = frozenset({"random", "fps"})
 
 
 def class_seed(random_state: int, class_position: int) -> int:
@@ -139,6 +145,8 @@ class GenCache:
                 for k, chosen in medoids.items():
                     self.selected[(gen, position, k)] = chosen
                     seconds[k] += setup + swaps.get(k, 0.0)
+            elif gen == "fps" and paper:
+                pass  # drawn class after class from one generator (paper_draw), not per class
             elif gen in ("fps", "covmax"):
                 # Greedy orders: each k's points are the first k of one order per class
                 start = time.perf_counter()
@@ -218,6 +226,52 @@ def farthest_point_sampling(
             nearest, torch.linalg.vector_norm(data - data[chosen[step]], dim=1), out=nearest
         )
     return chosen.cpu().numpy()
+
+
+def paper_generator(seed: int) -> Any:
+    """A torch CPU generator in the state ``torch.manual_seed(seed)`` leaves the global one in
+    (same Mersenne Twister stream), so that compat-paper draws do not touch global state."""
+    import torch
+
+    return torch.Generator().manual_seed(seed)
+
+
+def paper_draw(
+    samples: np.ndarray, gen: str, k: int, generator: Any, replay: bool = False
+) -> np.ndarray:
+    """Indices of one class's random or FPS proxies as the IMPRINT authors' ``select_proxies``
+    chooses them, drawing from ``generator`` (shared by the classes in label order):
+
+    - fewer than k samples, or one: every sample, and nothing is drawn;
+    - random: ``torch.randperm(n)[:k]``, in that order;
+    - fps: the start ``torch.randint(n, (1,))``, then their greedy loop (float32 ``torch.cdist``
+      to the chosen set, remaining indices in the order of their ``set`` difference), so that
+      near ties break as theirs do.
+
+    ``replay=True`` only advances ``generator`` past the class's draw (``samples`` need just
+    their number of rows): what the classes before an added class drew.
+    """
+    import torch
+
+    n = len(samples)
+    if n < k or n == 1:
+        return np.arange(n)
+    if gen == "random":
+        return torch.randperm(n, generator=generator)[:k].numpy()
+    if gen != "fps":
+        raise ValueError(f"compat 'paper' draws for random and fps only, not {gen!r}")
+    start = int(torch.randint(n, (1,), generator=generator).item())
+    if replay:
+        return np.empty(0, dtype=np.int64)
+    # Transcribed from their farthest_point_sampling rather than reusing ours: its float32
+    # distances and the iteration order of a Python set decide near ties there.
+    data = torch.as_tensor(np.asarray(samples, dtype=np.float32))
+    selected = [start]
+    for _ in range(1, k):
+        remaining = list(set(range(n)) - set(selected))
+        distances = torch.cdist(data[remaining], data[selected]).min(dim=1).values
+        selected.append(remaining[int(distances.argmax())])
+    return np.asarray(selected, dtype=np.int64)
 
 
 def least_squares_proxies(
@@ -502,8 +556,9 @@ def generate_proxies(
 
     ``compat="paper"``: k-means (for kmeans and kls) and k-medoids as the IMPRINT authors' code
     runs them: scikit-learn's ``KMeans(n_clusters=k, random_state=seed)`` on float32 with the
-    same seed for every class, and ``kmedoids`` as ``kmedoids_alternate``. Other methods are
-    unchanged.
+    same seed for every class, ``kmedoids`` as ``kmedoids_alternate``, and ``random`` and
+    ``fps`` from one torch generator seeded with ``random_state`` and drawn class after class
+    (:func:`paper_draw`). Other methods are unchanged.
     """
     if compat not in COMPAT_MODES:
         raise ValueError(f"unknown compat mode {compat!r}; expected one of {COMPAT_MODES}")
@@ -540,10 +595,14 @@ def generate_proxies(
         proxies = least_squares_proxies(x, pseudo_class, ls_lambda, factor)
         return proxies, np.asarray(parent_labels)
 
-    blocks = [
-        class_proxies(x[idx], gen, k, random_state, position, compat, device, cache)
-        for position, idx in enumerate(members)
-    ]
+    if compat == "paper" and gen in PAPER_SEQUENTIAL_DRAWS:
+        generator = paper_generator(random_state)
+        blocks = [x[idx][paper_draw(x[idx], gen, k, generator)] for idx in members]
+    else:
+        blocks = [
+            class_proxies(x[idx], gen, k, random_state, position, compat, device, cache)
+            for position, idx in enumerate(members)
+        ]
     labels = np.concatenate([np.full(len(b), c) for b, c in zip(blocks, classes, strict=True)])
     return np.concatenate(blocks), labels
 
@@ -562,14 +621,29 @@ def class_proxies(
     compat: str = "none",
     device: str = "cpu",
     cache: GenCache | None = None,
+    earlier_counts: Sequence[int] = (),
 ) -> np.ndarray:
     """The proxies of one class from its own ``samples`` (``gen`` one of
     :data:`PER_CLASS_METHODS`), seeded as :func:`generate_proxies` seeds the class at
-    ``position`` in label order: what adding a class to a fitted classifier imprints."""
+    ``position`` in label order: what adding a class to a fitted classifier imprints.
+
+    With ``compat="paper"``, random and FPS draw after the classes before it
+    (:data:`PAPER_SEQUENTIAL_DRAWS`): ``earlier_counts``, the sizes of the ``position`` classes
+    before it, replay their draws first."""
     if gen not in PER_CLASS_METHODS:
         raise ValueError(
             f"GEN {gen!r} imprints all classes together; per class: {PER_CLASS_METHODS}"
         )
+    if compat == "paper" and gen in PAPER_SEQUENTIAL_DRAWS:
+        if len(earlier_counts) != position:
+            raise ValueError(
+                f"compat 'paper' {gen} draws after the classes before position {position}: "
+                f"their sizes are needed (got {len(earlier_counts)})"
+            )
+        generator = paper_generator(random_state)
+        for count in earlier_counts:
+            paper_draw(np.empty((count, 0)), gen, k, generator, replay=True)
+        return samples[paper_draw(samples, gen, k, generator)]
     if gen == "mean":
         return samples.mean(axis=0, keepdims=True)
     if gen == "kmeans":

@@ -74,8 +74,10 @@ def test_invalid_parameters_are_rejected_by_name(digits):
 @pytest.mark.parametrize("compat", ["none", "paper"])
 def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(digits, compat):
     x_train, x_test, y_train, y_test = digits
-    # compat "paper" changes k-means (kmeans, kls) and k-medoids only; "none" covers the rest
-    gens = list(GEN_METHODS) if compat == "none" else ["kmeans", "kls", "kmedoids"]
+    # compat "paper" changes k-means (kmeans, kls), k-medoids, random and fps only; "none"
+    # covers the rest
+    paper_gens = ["random", "kmeans", "kmedoids", "fps", "kls"]
+    gens = list(GEN_METHODS) if compat == "none" else paper_gens
     grid = Grid(
         compat=compat,
         gen=gens,
@@ -88,11 +90,11 @@ def test_the_grid_gives_exactly_the_classifier_accuracy_for_every_configuration(
         ls_lambda=1e-3,
     )
     table, timing = run_grid(x_train, y_train, x_test, y_test, grid, seed=5)
-    # norm_pre x (all, mean, ls + 7 k-methods x 2 k), or x (3 k-methods x 2 k)
-    assert len(timing) == (2 * (3 + 7 * 2) if compat == "none" else 2 * 3 * 2)
+    # norm_pre x (all, mean, ls + 7 k-methods x 2 k), or x (5 k-methods x 2 k)
+    assert len(timing) == (2 * (3 + 7 * 2) if compat == "none" else 2 * 5 * 2)
     assert (timing["gen_time_s"] >= 0).all()
     # 2 NORMpre x 3 NORMpost x 2 NORMinf x (max, mnn m=1, mnn m=4) per GEN and k
-    assert len(table) == 36 * (3 + 7 * 2 if compat == "none" else 3 * 2)
+    assert len(table) == 36 * (3 + 7 * 2 if compat == "none" else 5 * 2)
     # fit reads neither NORMinf nor AGG nor m (predict does): one fit per GEN, k and NORM, the
     # predict-time parameters set on it for each configuration
     fitted = {}
@@ -240,14 +242,23 @@ def test_two_classes_give_one_margin_per_sample(digits):
         np.testing.assert_array_equal(clf.predict(x_test), np.where(margin > 0, 1, 0))
 
 
+@pytest.mark.parametrize(
+    "gen, compat",
+    [
+        *[(gen, "none") for gen in ("all", "random", "mean", "kmeans", "kmedoids", "covmax")],
+        ("fps", "none"),
+        ("random", "paper"),  # drawn after the classes before it: replayed from their sizes
+        ("fps", "paper"),
+    ],
+)
 @pytest.mark.parametrize("norm_post", ["none", "l2", "quantile"])
-@pytest.mark.parametrize("gen", ["all", "random", "mean", "kmeans", "kmedoids", "covmax", "fps"])
 def test_adding_classes_gives_the_fit_on_all_of_them_and_leaves_the_others_alone(
-    digits, gen, norm_post
+    digits, gen, compat, norm_post
 ):
     x, _, y, _ = digits
-    full = ImprintingClassifier(gen=gen, k=3, norm_post=norm_post, random_state=4).fit(x, y)
-    grown = ImprintingClassifier(gen=gen, k=3, norm_post=norm_post, random_state=4)
+    params = dict(gen=gen, k=3, norm_post=norm_post, random_state=4, compat=compat)
+    full = ImprintingClassifier(**params).fit(x, y)
+    grown = ImprintingClassifier(**params)
     grown.fit(x[y < 7], y[y < 7])
     before = grown.proxies_.copy(), grown.raw_proxies_.copy()
     grown.partial_fit(x[y >= 7], y[y >= 7])
@@ -261,9 +272,13 @@ def test_adding_classes_gives_the_fit_on_all_of_them_and_leaves_the_others_alone
 def test_extending_a_class_equals_fitting_it_on_all_its_samples(digits):
     x, _, y, _ = digits
     first, later = np.arange(len(y)) < 600, np.arange(len(y)) >= 600
-    for gen in ("mean", "all", "kmeans", "fps"):
-        full = ImprintingClassifier(gen=gen, k=3, random_state=1).fit(x, y)
-        grown = ImprintingClassifier(gen=gen, k=3, random_state=1).fit(x[first], y[first])
+    for gen, compat in [("mean", "none"), ("all", "none"), ("kmeans", "none"), ("fps", "none")] + [
+        ("random", "paper"),
+        ("fps", "paper"),
+    ]:
+        params = dict(gen=gen, k=3, random_state=1, compat=compat)
+        full = ImprintingClassifier(**params).fit(x, y)
+        grown = ImprintingClassifier(**params).fit(x[first], y[first])
         grown.partial_fit(x[later], y[later])
         by_class = [full.raw_proxies_[full.proxy_position_ == p] for p in range(10)]
         grown_by_class = [grown.raw_proxies_[grown.proxy_position_ == p] for p in range(10)]

@@ -359,10 +359,69 @@ def test_paper_compat_runs_kmedoids_as_the_authors_alternating_kmedoids():
     paper, _ = generate_proxies(x, y, "kmedoids", k=3, random_state=0, compat="paper")
     alternate, _ = generate_proxies(x, y, "kmedoids_alternate", k=3, random_state=0)
     np.testing.assert_array_equal(paper, alternate)
-    for gen in ("mean", "fps", "random", "ls"):  # nothing else changes
+    for gen in ("mean", "covmax", "ls"):  # the deterministic methods do not change
         np.testing.assert_array_equal(
             generate_proxies(x, y, gen, k=3, random_state=0, compat="paper")[0],
             generate_proxies(x, y, gen, k=3, random_state=0)[0],
+        )
+
+
+def authors_select_proxies(data, method, k):
+    """The random and fps branches of the IMPRINT authors' ``select_proxies`` and their
+    ``farthest_point_sampling`` (src/proxy/selection.py), transcribed: torch's global
+    generator, float32 data."""
+    if len(data) < k or len(data) == 1:
+        return data
+    if method == "random":
+        return data[torch.randperm(len(data))[:k]]
+    selected_indices = [torch.randint(len(data), (1,)).item()]
+    for _ in range(1, k):
+        remaining_indices = list(set(range(len(data))) - set(selected_indices))
+        distances = torch.cdist(data[remaining_indices], data[selected_indices]).min(dim=1).values
+        selected_indices.append(remaining_indices[distances.argmax()])
+    return data[selected_indices]
+
+
+def authors_proxies(x, y, method, k, seed):
+    """Their runner: ``set_all_seeds(seed)`` once per configuration, then each class in
+    label order draws from the global generator."""
+    torch.manual_seed(seed)
+    data = torch.as_tensor(x, dtype=torch.float32)
+    return [authors_select_proxies(data[y == c], method, k).numpy() for c in np.unique(y)]
+
+
+@pytest.mark.parametrize("gen", ["random", "fps"])
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_paper_compat_draws_random_and_fps_as_the_authors_code(gen, k):
+    rng = np.random.default_rng(11)
+    # class sizes around k: fewer than k and a single sample draw nothing there, exactly k does
+    sizes = [12, 1, 7, 5, 30, 3]
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    x = (rng.normal(size=(len(y), 5)) + y[:, None]).astype(np.float32)
+    theirs = authors_proxies(x, y, gen, k, seed=3)
+    torch.manual_seed(123)  # ours neither reads nor moves the global generator
+    state = torch.get_rng_state()
+    proxies, labels = generate_proxies(x, y, gen, k=k, random_state=3, compat="paper")
+    assert torch.equal(torch.get_rng_state(), state)
+    for c, expected in enumerate(theirs):
+        np.testing.assert_array_equal(proxies[labels == c].astype(np.float32), expected)
+    # the draws chain: a class's draw depends on the classes before it, unlike the default
+    later_alone, _ = generate_proxies(
+        x[y == 4], y[y == 4], gen, k=k, random_state=3, compat="paper"
+    )
+    if k < 7:
+        assert not np.array_equal(later_alone, proxies[labels == 4])
+
+
+@pytest.mark.parametrize("gen", ["random", "fps"])
+def test_paper_draws_and_a_grid_cache_give_the_same_proxies(gen):
+    x, y = three_blobs(n_per_class=9)
+    cache = GenCache(k_values=(2, 3), compat="paper")
+    cache.prepare(x, y, gen, 5)
+    for k in (2, 3):
+        np.testing.assert_array_equal(
+            generate_proxies(x, y, gen, k, random_state=5, cache=cache, compat="paper")[0],
+            generate_proxies(x, y, gen, k, random_state=5, compat="paper")[0],
         )
 
 
