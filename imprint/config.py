@@ -230,6 +230,41 @@ def validate_config(config: dict[str, Any], schema_file: str | Path = SCHEMA_FIL
 
     _validate(config, yaml.safe_load(Path(schema_file).read_text()))
     expand_layers(config)
+    sort_mappings(config)
+
+
+#: Mappings whose order is part of their value (key paths; ``*`` is any key): a comparison's
+#: configurations are tabulated and drawn in the order the config gives them.
+ORDERED_MAPPINGS = (("comparisons", "*", "configurations"),)
+
+
+def sort_mappings(config: dict[str, Any], path: tuple[str, ...] = ()) -> None:
+    """Sort the keys of every mapping in ``config`` in place, recursively (lists keep their
+    order; so do :data:`ORDERED_MAPPINGS`).
+
+    Snakemake reruns a job when the ``repr`` of its params changes, and a dict's ``repr``
+    follows its key order: after this, equal values give equal params however the config
+    file orders its keys, and spelling out a schema default (filled in at the end of its
+    mapping) reruns nothing.
+    """
+    ordered = any(
+        len(pattern) == len(path) and all(p in ("*", key) for p, key in zip(pattern, path))
+        for pattern in ORDERED_MAPPINGS
+    )
+    if not ordered:
+        items = sorted(config.items(), key=lambda item: str(item[0]))
+        config.clear()
+        config.update(items)
+    for key, value in config.items():
+        _sort_nested(value, (*path, str(key)))
+
+
+def _sort_nested(value: Any, path: tuple[str, ...]) -> None:
+    if isinstance(value, dict):
+        sort_mappings(value, path)
+    elif isinstance(value, list):
+        for item in value:
+            _sort_nested(item, (*path, "*"))
 
 
 def validate_model_spec(spec: Mapping[str, Any], schema_file: str | Path = SCHEMA_FILE) -> dict:

@@ -300,3 +300,50 @@ def test_an_exported_classifiers_config_hash_follows_its_values_only():
         changed = copy.deepcopy(config)
         edit(changed)
         assert classifier_config_sha256(changed, "cnn", "novel") != first
+
+
+def reversed_mappings(value, ordered=False):
+    """``value`` with every mapping's keys in reverse order (lists keep theirs, and so does a
+    comparison's ``configurations``, whose order is part of its value)."""
+    if isinstance(value, dict):
+        keys = list(value) if ordered else reversed(list(value))
+        return {key: reversed_mappings(value[key], key == "configurations") for key in keys}
+    if isinstance(value, list):
+        return [reversed_mappings(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "shipped", ["config.yaml", "configs/paper.yaml", "configs/modern.yaml", "configs/qi.yaml"]
+)
+def test_every_section_is_the_same_value_whatever_the_key_order_or_spelled_out_defaults(shipped):
+    """Snakemake compares a job's params by repr, which follows a dict's key order: the same
+    values must give the same repr in every section, with defaults left out or written out
+    (in any order)."""
+    written = yaml.safe_load((REPO / shipped).read_text())
+    as_written = copy.deepcopy(written)
+    validate_config(as_written, SCHEMA)
+    spelled_out = reversed_mappings(copy.deepcopy(as_written))  # every default written out
+    validate_config(spelled_out, SCHEMA)
+    reordered = reversed_mappings(written)
+    validate_config(reordered, SCHEMA)
+    assert set(as_written) >= {"datasets", "models", "tasks", "imprinting", "embedding"}
+    for section in as_written:
+        assert repr(spelled_out[section]) == repr(as_written[section]), section
+        assert repr(reordered[section]) == repr(as_written[section]), section
+
+
+def test_a_comparisons_configurations_keep_their_order():
+    config = tiny_config()
+    config["comparisons"] = {
+        "methods": {
+            "configurations": {
+                "Qi et al.": {"gen": "mean", "agg": "max"},
+                "Janson et al.": {"gen": "mean", "agg": "mnn", "m": 1},
+            }
+        }
+    }
+    validate_config(config, SCHEMA)
+    configurations = config["comparisons"]["methods"]["configurations"]
+    assert list(configurations) == ["Qi et al.", "Janson et al."]  # not sorted: their order
+    assert list(configurations["Janson et al."]) == ["agg", "gen", "m"]  # each one is sorted

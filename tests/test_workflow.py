@@ -175,6 +175,22 @@ def test_a_second_run_has_nothing_to_do(finished_run):
     assert planned_jobs(finished_run, "--configfile", "tiny.yaml") == {}
 
 
+def test_the_same_values_in_another_key_order_with_defaults_spelled_out_rerun_nothing(
+    finished_run, tmp_path
+):
+    from imprint.config import validate_config
+    from tests.conftest import SCHEMA
+    from tests.test_config import reversed_mappings
+
+    def spell_out_reversed(config):
+        validate_config(config, SCHEMA)  # every default written out
+        reordered = reversed_mappings(config)
+        config.clear()
+        config.update(reordered)
+
+    assert planned_after(finished_run, tmp_path / "copy", spell_out_reversed) == {}
+
+
 def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_run, tmp_path):
     workdir = copy_with_config(
         finished_run, tmp_path / "copy", lambda config: config["imprinting"].update(m=[1, 2])

@@ -28,7 +28,7 @@ rule imprinting:
             if not key.startswith("ls_lambda")
         },
         ls_lambda=lambda wc: model_lambda(config, wc.model),
-        selection=dict(sorted(config["selection"].items())),  # by value, not key order
+        selection=config["selection"],
         code=code("run_imprinting.py"),
     script:
         "../../scripts/run_imprinting.py"
