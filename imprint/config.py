@@ -7,7 +7,9 @@ that names the offending key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -248,7 +250,8 @@ def sort_mappings(config: dict[str, Any], path: tuple[str, ...] = ()) -> None:
     mapping) reruns nothing.
     """
     ordered = any(
-        len(pattern) == len(path) and all(p in ("*", key) for p, key in zip(pattern, path))
+        len(pattern) == len(path)
+        and all(p in ("*", key) for p, key in zip(pattern, path, strict=True))
         for pattern in ORDERED_MAPPINGS
     )
     if not ordered:
@@ -318,6 +321,67 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
         keys = [key for option in alternatives for key in option["required"]]
         _fail(_key_path(error.absolute_path), f"needs exactly one of the keys {keys}")
     _fail(_key_path(error.absolute_path), error.message)
+
+
+def results_root(config: Mapping[str, Any]) -> str:
+    """The config's results folder (key ``results``), normalised (no trailing ``/``, no ``./``)."""
+    return os.path.normpath(config["results"])
+
+
+#: The file in a results folder that names the config file(s) whose outputs it holds.
+RESULTS_OWNER_FILE = "config_files.json"
+
+
+def config_file_names(config_files: Sequence[str | Path]) -> list[str]:
+    """The config files of a run as written in the results folder: relative to the working
+    directory where they are inside it, ``config.yaml`` (the offline default) when none is
+    given."""
+    names = []
+    for path in config_files or ["config.yaml"]:
+        absolute = Path(path).resolve()
+        try:
+            names.append(absolute.relative_to(Path.cwd().resolve()).as_posix())
+        except ValueError:
+            names.append(absolute.as_posix())
+    return names
+
+
+def check_results_owner(root: str | Path, config_files: Sequence[str | Path]) -> None:
+    """Refuse a run whose results folder holds the outputs of other config files: they would
+    overwrite one another's tables and figures, and each would rerun the other's jobs."""
+    owner_file = Path(root) / RESULTS_OWNER_FILE
+    if not owner_file.exists():
+        return
+    owners = json.loads(owner_file.read_text())
+    names = config_file_names(config_files)
+    if owners != names:
+        _fail(
+            "results",
+            f"{root}/ holds the results of {', '.join(owners)}, not of {', '.join(names)}; "
+            f"give this config a folder of its own (results: {root}/{Path(names[-1]).stem}), or "
+            f"delete {owner_file} to hand the folder over",
+        )
+
+
+def finished_message(root: str | Path, config_files: Sequence[str | Path]) -> str:
+    """What a finished run prints last: where its results are and how to gather them into a
+    report (Snakemake's own last lines list every file it made)."""
+    options = "".join(f" --configfile {name}" for name in config_file_names(config_files))
+    if not config_files:
+        options = ""  # the offline default: config.yaml without --configfile
+    return (
+        f"Done. Results of {', '.join(config_file_names(config_files))} are in {root}/: tables/, "
+        f"figures/, cd_diagrams/, paper_tables/, logs/. Report with every figure and table: "
+        f"snakemake{options} --report {root}/report.html"
+    )
+
+
+def claim_results_root(root: str | Path, config_files: Sequence[str | Path]) -> None:
+    """Record in ``root`` which config file(s) write there (:func:`check_results_owner`)."""
+    owner_file = Path(root) / RESULTS_OWNER_FILE
+    if not owner_file.exists():
+        owner_file.parent.mkdir(parents=True, exist_ok=True)
+        owner_file.write_text(json.dumps(config_file_names(config_files)) + "\n")
 
 
 def layer_model_name(model: str, layer: str) -> str:

@@ -347,3 +347,33 @@ def test_a_comparisons_configurations_keep_their_order():
     configurations = config["comparisons"]["methods"]["configurations"]
     assert list(configurations) == ["Qi et al.", "Janson et al."]  # not sorted: their order
     assert list(configurations["Janson et al."]) == ["agg", "gen", "m"]  # each one is sorted
+
+
+def test_a_results_folder_belongs_to_the_config_files_that_first_wrote_there(tmp_path, monkeypatch):
+    from imprint.config import check_results_owner, claim_results_root, finished_message
+
+    monkeypatch.chdir(tmp_path)
+    check_results_owner("results", [])  # a new folder: anyone's
+    claim_results_root("results", [])
+    assert (tmp_path / "results/config_files.json").read_text() == '["config.yaml"]\n'
+    check_results_owner("results", [])
+    check_results_owner("results", ["config.yaml"])  # the offline default named or not
+    check_results_owner("results", [str(tmp_path / "config.yaml")])
+    with pytest.raises(ConfigError, match=r"^config key 'results': results/ holds the results of"):
+        check_results_owner("results", ["configs/mine.yaml"])
+    claim_results_root("results", ["configs/mine.yaml"])  # never taken over silently
+    assert (tmp_path / "results/config_files.json").read_text() == '["config.yaml"]\n'
+    assert finished_message("results/x", ["configs/x.yaml"]).endswith(
+        "snakemake --configfile configs/x.yaml --report results/x/report.html"
+    )
+
+
+def test_the_results_folder_is_normalised_and_must_not_be_blank():
+    from imprint.config import results_root
+
+    config = tiny_config() | {"results": "./out/paper/"}
+    validate_config(config, SCHEMA)
+    assert results_root(config) == "out/paper"
+    with pytest.raises(ConfigError, match="config key 'results'"):
+        validate_config(tiny_config() | {"results": " "}, SCHEMA)
+    assert results_root(validated(tiny_config())) == "results"

@@ -191,6 +191,40 @@ def test_the_same_values_in_another_key_order_with_defaults_spelled_out_rerun_no
     assert planned_after(finished_run, tmp_path / "copy", spell_out_reversed) == {}
 
 
+def test_two_configs_in_one_checkout_keep_their_own_results(finished_run, tmp_path):
+    workdir = copy_of_run(finished_run, tmp_path / "copy")
+    default_files = {
+        path: (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in (workdir / "results").rglob("*")
+        if path.is_file()
+    }
+    other = tiny_config()
+    # another grid on the same task names: without a folder of its own it would overwrite
+    other |= {"results": "results/other", "seeds": [3]}
+    other["models"].pop("cnn")
+    other.pop("lowshot")
+    other["imprinting"]["gen"] = ["mean", "kmeans"]
+    write_config(workdir / "other.yaml", other)
+    finished = snakemake(workdir, "--configfile", "other.yaml")
+    output = finished.stdout + finished.stderr
+    assert "are in results/other/" in output and "--report results/other/report.html" in output
+    assert (workdir / "results/other/tables/imprinting.csv").exists()
+    assert planned_jobs(workdir, "--configfile", "other.yaml") == {}
+    assert planned_jobs(workdir, "--configfile", "tiny.yaml") == {}
+    for path, (content, mtime) in default_files.items():
+        assert (path.read_bytes(), path.stat().st_mtime_ns) == (content, mtime), path
+
+    # a third config file that names no folder of its own is refused before any job
+    other.pop("results")
+    write_config(workdir / "third.yaml", other)
+    refused = snakemake(workdir, "--dry-run", "--configfile", "third.yaml", check=False)
+    assert refused.returncode != 0
+    assert (
+        "config key 'results': results/ holds the results of tiny.yaml, not of third.yaml; "
+        "give this config a folder of its own (results: results/third)"
+    ) in refused.stdout + refused.stderr
+
+
 def test_changing_only_the_grid_reruns_only_imprinting_and_statistics(finished_run, tmp_path):
     workdir = copy_with_config(
         finished_run, tmp_path / "copy", lambda config: config["imprinting"].update(m=[1, 2])

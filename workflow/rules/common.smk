@@ -23,10 +23,14 @@ from imprint.config import (
     NAME_PATTERN,
     ConfigError,
     check_config,
+    check_results_owner,
+    claim_results_root,
+    finished_message,
     classifier_config_sha256,
     check_devices,
     lowshot_runs,
     model_lambda,
+    results_root,
     task_seeds,
     validate_config,
 )
@@ -36,20 +40,28 @@ from imprint.io import files_size_mb
 from imprint.lowshot import lowshot_scope, task_dataset as lowshot_task_dataset
 from imprint.models import model_input_files, model_source
 
+
+def results_path(path):
+    """``path`` under this config's results folder (config key ``results``)."""
+    return f"{RESULTS}/{path}"
+
+
 # Before any job runs: the JSON schema (filling its defaults), then cross-references and facts
 # about the datasets. One line naming the offending key, instead of a dump of the whole config.
 # A job on a cluster node parses this file again: it still needs the schema's defaults, but the
 # cross-checks (they read dataset labels and import torchvision) ran once, in the main process.
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    RESULTS = results_root(config)
     if workflow.is_main_process:
+        check_results_owner(RESULTS, workflow.overwrite_configfiles)
         check_config(
             config,
             # once per dataset, however many n-shot tasks use it
             train_labels=functools.cache(
                 lambda dataset: train_labels_if_known(
                     config["datasets"][dataset],
-                    f"results/datasets/{dataset}/manifest.json",
+                    results_path(f"datasets/{dataset}/manifest.json"),
                 )
             ),
         )
@@ -65,6 +77,13 @@ onstart:
             check_devices(config)
         except ConfigError as error:
             raise WorkflowError(f"invalid configuration: {error}") from None
+    if workflow.is_main_process:
+        claim_results_root(RESULTS, workflow.overwrite_configfiles)
+
+
+onsuccess:
+    if workflow.is_main_process:
+        print(finished_message(RESULTS, workflow.overwrite_configfiles), file=sys.stderr)
 
 
 ENV = "../../envs/imprint.yaml"
@@ -87,7 +106,7 @@ wildcard_constraints:
 
 
 def dataset_manifest(dataset):
-    return f"results/datasets/{dataset}/manifest.json"
+    return results_path(f"datasets/{dataset}/manifest.json")
 
 
 def dataset_components(dataset):
@@ -104,7 +123,7 @@ def task_dataset(task):
 
 
 def embeddings_file(model, dataset, split):
-    return f"results/embeddings/{model}/{dataset}/{split}.npz"
+    return results_path(f"embeddings/{model}/{dataset}/{split}.npz")
 
 
 def model_training_dataset(model):
@@ -122,12 +141,12 @@ def model_inputs(wc):
 
 
 def task_files(task):
-    return [f"results/tasks/{task}/seed{seed}.npz" for seed in task_seeds(config, task)]
+    return [results_path(f"tasks/{task}/seed{seed}.npz") for seed in task_seeds(config, task)]
 
 
 def imprinting_tables():
     return [
-        f"results/imprinting/{model}/{task}/seed{seed}.csv"
+        results_path(f"imprinting/{model}/{task}/seed{seed}.csv")
         for model in MODELS
         for task in TASKS
         for seed in task_seeds(config, task)
@@ -139,23 +158,26 @@ def gen_time_tables():
 
 
 def nc1_tables():
-    return expand("results/nc1/{model}/{task}.csv", model=MODELS, task=TASKS)
+    return expand(results_path("nc1/{model}/{task}.csv"), model=MODELS, task=TASKS)
 
 
 def selection_output():
     """The imprinting job's selection table, where the config selects (method not none): the
     configuration chosen on held-out training data, by the grid once per fold in the same job."""
-    return {"selection": "results/selection/{model}/{task}/seed{seed}.csv"} if SELECTION else {}
+    return (
+        {"selection": results_path("selection/{model}/{task}/seed{seed}.csv")} if SELECTION else {}
+    )
 
 
 def selection_tables():
     return [
-        path.replace("results/imprinting/", "results/selection/") for path in imprinting_tables()
+        path.replace(results_path("imprinting/"), results_path("selection/"))
+        for path in imprinting_tables()
     ]
 
 
 def exported_classifiers():
-    return expand("results/classifiers/{model}/{task}", model=MODELS, task=TASKS)
+    return expand(results_path("classifiers/{model}/{task}"), model=MODELS, task=TASKS)
 
 
 def export_inputs(wc):
@@ -168,19 +190,19 @@ def export_inputs(wc):
         dataset = task_dataset(task)
         inputs |= {
             f"train__{task}": embeddings_file(wc.model, dataset, "train"),
-            f"task__{task}": f"results/tasks/{task}/seed{seed}.npz",
-            f"selection__{task}": f"results/selection/{wc.model}/{task}/seed{seed}.csv",
+            f"task__{task}": results_path(f"tasks/{task}/seed{seed}.npz"),
+            f"selection__{task}": results_path(f"selection/{wc.model}/{task}/seed{seed}.csv"),
             f"dataset__{task}": dataset_manifest(dataset),
-            f"nc1__{task}": f"results/nc1/{wc.model}/{task}.csv",
+            f"nc1__{task}": results_path(f"nc1/{wc.model}/{task}.csv"),
         }
     if model_training_dataset(wc.model):
-        inputs["model"] = f"results/models/{wc.model}.pt"
+        inputs["model"] = results_path(f"models/{wc.model}.pt")
     return inputs
 
 
 def lowshot_tables():
     return [
-        f"results/lowshot/{model}/{task}/seed{seed}.csv"
+        results_path(f"lowshot/{model}/{task}/seed{seed}.csv")
         for model, task, seed in lowshot_runs(config)
     ]
 
@@ -192,7 +214,7 @@ def lowshot_dataset(task, model):
 def lowshot_inputs(wc):
     """A low-shot job's model and dataset, and for the 'head' scope the cached embeddings."""
     dataset = lowshot_dataset(wc.task, wc.model)
-    inputs = {"model": f"results/models/{wc.model}.pt", "dataset": dataset_manifest(dataset)}
+    inputs = {"model": results_path(f"models/{wc.model}.pt"), "dataset": dataset_manifest(dataset)}
     if lowshot_scope(config["lowshot"]["scope"], config["models"][wc.model]) == "head":
         inputs.update(
             {split: embeddings_file(wc.model, dataset, split) for split in ("train", "test")}
@@ -215,7 +237,7 @@ def table_mem_mb(wildcards, input):
 def figure_tables(wildcards):
     """The tables a figure reads: its plot function's argument names -> results/tables/ files."""
     tables = FIGURES[wildcards.figure].tables
-    return {argument: f"results/tables/{table}.csv" for argument, table in tables.items()}
+    return {argument: results_path(f"tables/{table}.csv") for argument, table in tables.items()}
 
 
 def figure_options(figure):
@@ -235,30 +257,34 @@ def comparison_posthoc(comparison):
 
 def final_outputs():
     return [
-        "results/tables/imprinting.csv",
-        "results/tables/gen_time.csv",
-        "results/tables/gen_time_summary.csv",
-        "results/tables/summary.csv",
-        "results/tables/nc1.csv",
-        "results/tables/nc1_summary.csv",
-        *(["results/tables/nc1_vs_gain.csv"] if "nc1_vs_gain" in FIGURE_PLAN else []),
-        *expand("results/tables/{comparison}.csv", comparison=COMPARISONS),
+        results_path("tables/imprinting.csv"),
+        results_path("tables/gen_time.csv"),
+        results_path("tables/gen_time_summary.csv"),
+        results_path("tables/summary.csv"),
+        results_path("tables/nc1.csv"),
+        results_path("tables/nc1_summary.csv"),
+        *([results_path("tables/nc1_vs_gain.csv")] if "nc1_vs_gain" in FIGURE_PLAN else []),
+        *expand(results_path("tables/{comparison}.csv"), comparison=COMPARISONS),
         *expand(
-            "results/cd_diagrams/{comparison}.{ext}", comparison=COMPARISONS, ext=["pdf", "png"]
+            results_path("cd_diagrams/{comparison}.{ext}"),
+            comparison=COMPARISONS,
+            ext=["pdf", "png"],
         ),
         *expand(
-            "results/paper_tables/{comparison}.{ext}", comparison=COMPARISONS, ext=["csv", "tex"]
+            results_path("paper_tables/{comparison}.{ext}"),
+            comparison=COMPARISONS,
+            ext=["csv", "tex"],
         ),
-        *expand("results/figures/{figure}.{ext}", figure=FIGURE_PLAN, ext=["pdf", "png"]),
+        *expand(results_path("figures/{figure}.{ext}"), figure=FIGURE_PLAN, ext=["pdf", "png"]),
         *(
-            ["results/tables/lowshot.csv", "results/tables/lowshot_summary.csv"]
+            [results_path("tables/lowshot.csv"), results_path("tables/lowshot_summary.csv")]
             if lowshot_runs(config)
             else []
         ),
         *(
             [
-                "results/tables/selection.csv",
-                "results/tables/selection_summary.csv",
+                results_path("tables/selection.csv"),
+                results_path("tables/selection_summary.csv"),
                 *exported_classifiers(),
             ]
             if SELECTION

@@ -4,11 +4,11 @@ rule dataset:
         lambda wc: [manifest for _, manifest in dataset_components(wc.dataset).values()],
         lambda wc: dataset_input_files(config["datasets"][wc.dataset]),
     output:
-        manifest="results/datasets/{dataset}/manifest.json",
+        manifest=results_path("datasets/{dataset}/manifest.json"),
     log:
-        "results/logs/dataset/{dataset}.log",
+        results_path("logs/dataset/{dataset}.log"),
     benchmark:
-        "results/benchmarks/dataset/{dataset}.tsv"
+        results_path("benchmarks/dataset/{dataset}.tsv")
     conda:
         ENV
     threads: 1

@@ -1,14 +1,14 @@
 rule embeddings:
     """Embeddings and labels of one dataset split under one foundation model."""
     input:
-        model="results/models/{model}.pt",
+        model=results_path("models/{model}.pt"),
         dataset=lambda wc: dataset_manifest(wc.dataset),
     output:
-        "results/embeddings/{model}/{dataset}/{split}.npz",
+        results_path("embeddings/{model}/{dataset}/{split}.npz"),
     log:
-        "results/logs/embeddings/{model}/{dataset}/{split}.log",
+        results_path("logs/embeddings/{model}/{dataset}/{split}.log"),
     benchmark:
-        "results/benchmarks/embeddings/{model}/{dataset}/{split}.tsv"
+        results_path("benchmarks/embeddings/{model}/{dataset}/{split}.tsv")
     conda:
         ENV
     threads: 2

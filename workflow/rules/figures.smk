@@ -8,15 +8,15 @@ rule figure:
     input:
         unpack(figure_tables),
     output:
-        pdf="results/figures/{figure}.pdf",
+        pdf=results_path("figures/{figure}.pdf"),
         png=report(
-            "results/figures/{figure}.png",
+            results_path("figures/{figure}.png"),
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "{figure}"},
         ),
     log:
-        "results/logs/figures/{figure}.log",
+        results_path("logs/figures/{figure}.log"),
     conda:
         ENV
     resources:

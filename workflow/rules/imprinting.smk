@@ -3,15 +3,15 @@ rule imprinting:
     input:
         train=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "train"),
         test=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "test"),
-        task="results/tasks/{task}/seed{seed}.npz",
+        task=results_path("tasks/{task}/seed{seed}.npz"),
     output:
         **selection_output(),
-        results="results/imprinting/{model}/{task}/seed{seed}.csv",
-        gen_time="results/imprinting/{model}/{task}/seed{seed}.gen_time.csv",
+        results=results_path("imprinting/{model}/{task}/seed{seed}.csv"),
+        gen_time=results_path("imprinting/{model}/{task}/seed{seed}.gen_time.csv"),
     log:
-        "results/logs/imprinting/{model}/{task}/seed{seed}.log",
+        results_path("logs/imprinting/{model}/{task}/seed{seed}.log"),
     benchmark:
-        "results/benchmarks/imprinting/{model}/{task}/seed{seed}.tsv"
+        results_path("benchmarks/imprinting/{model}/{task}/seed{seed}.tsv")
     conda:
         ENV
     threads: 1
@@ -42,9 +42,9 @@ rule export_classifiers:
     input:
         unpack(export_inputs),
     output:
-        [directory(f"results/classifiers/{{model}}/{task}") for task in TASKS],
+        [directory(results_path(f"classifiers/{{model}}/{task}")) for task in TASKS],
     log:
-        "results/logs/classifiers/{model}.log",
+        results_path("logs/classifiers/{model}.log"),
     conda:
         ENV
     threads: 1

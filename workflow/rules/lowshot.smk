@@ -11,11 +11,11 @@ rule lowshot:
     input:
         unpack(lowshot_inputs),
     output:
-        "results/lowshot/{model}/{task}/seed{seed}.csv",
+        results_path("lowshot/{model}/{task}/seed{seed}.csv"),
     log:
-        "results/logs/lowshot/{model}/{task}/seed{seed}.log",
+        results_path("logs/lowshot/{model}/{task}/seed{seed}.log"),
     benchmark:
-        "results/benchmarks/lowshot/{model}/{task}/seed{seed}.tsv"
+        results_path("benchmarks/lowshot/{model}/{task}/seed{seed}.tsv")
     conda:
         ENV
     threads: 1
@@ -38,9 +38,9 @@ rule collect_lowshot:
     input:
         lowshot_tables(),
     output:
-        "results/tables/lowshot.csv",
+        results_path("tables/lowshot.csv"),
     log:
-        "results/logs/statistics/collect_lowshot.log",
+        results_path("logs/statistics/collect_lowshot.log"),
     conda:
         ENV
     params:
@@ -52,16 +52,16 @@ rule collect_lowshot:
 rule lowshot_summary:
     """Qi et al.'s Tables 1-2: mean and std over seeds per method and n, final epoch."""
     input:
-        "results/tables/lowshot.csv",
+        results_path("tables/lowshot.csv"),
     output:
         report(
-            "results/tables/lowshot_summary.csv",
+            results_path("tables/lowshot_summary.csv"),
             caption="../report/lowshot_summary.rst",
             category="Low-shot (Qi et al.)",
             labels={"table": "lowshot_summary"},
         ),
     log:
-        "results/logs/statistics/lowshot_summary.log",
+        results_path("logs/statistics/lowshot_summary.log"),
     conda:
         ENV
     params:

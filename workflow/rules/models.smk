@@ -3,11 +3,11 @@ rule model:
     input:
         unpack(model_inputs),
     output:
-        "results/models/{model}.pt",
+        results_path("models/{model}.pt"),
     log:
-        "results/logs/model/{model}.log",
+        results_path("logs/model/{model}.log"),
     benchmark:
-        "results/benchmarks/model/{model}.tsv"
+        results_path("benchmarks/model/{model}.tsv")
     conda:
         ENV
     threads: 1

@@ -4,9 +4,9 @@ rule nc1:
         train=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "train"),
         tasks=lambda wc: task_files(wc.task),
     output:
-        "results/nc1/{model}/{task}.csv",
+        results_path("nc1/{model}/{task}.csv"),
     log:
-        "results/logs/nc1/{model}/{task}.log",
+        results_path("logs/nc1/{model}/{task}.log"),
     conda:
         ENV
     threads: 1

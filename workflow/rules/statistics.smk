@@ -12,9 +12,9 @@ rule collect_imprinting:
     input:
         imprinting_tables(),
     output:
-        "results/tables/imprinting.csv",
+        results_path("tables/imprinting.csv"),
     log:
-        "results/logs/statistics/collect_imprinting.log",
+        results_path("logs/statistics/collect_imprinting.log"),
     conda:
         ENV
     params:
@@ -30,13 +30,13 @@ rule collect_gen_time:
         gen_time_tables(),
     output:
         report(
-            "results/tables/gen_time.csv",
+            results_path("tables/gen_time.csv"),
             caption="../report/gen_time.rst",
             category="GEN time",
             labels={"table": "gen_time"},
         ),
     log:
-        "results/logs/statistics/collect_gen_time.log",
+        results_path("logs/statistics/collect_gen_time.log"),
     conda:
         ENV
     params:
@@ -49,9 +49,9 @@ rule collect_nc1:
     input:
         nc1_tables(),
     output:
-        "results/tables/nc1.csv",
+        results_path("tables/nc1.csv"),
     log:
-        "results/logs/statistics/collect_nc1.log",
+        results_path("logs/statistics/collect_nc1.log"),
     conda:
         ENV
     params:
@@ -66,9 +66,9 @@ rule collect_selection:
     input:
         selection_tables(),
     output:
-        "results/tables/selection.csv",
+        results_path("tables/selection.csv"),
     log:
-        "results/logs/statistics/collect_selection.log",
+        results_path("logs/statistics/collect_selection.log"),
     conda:
         ENV
     params:
@@ -81,16 +81,16 @@ rule selection_summary:
     """Per (model, task): honest test accuracy of the selected configurations against the best
     test accuracy of any configuration, means over seeds."""
     input:
-        "results/tables/selection.csv",
+        results_path("tables/selection.csv"),
     output:
         report(
-            "results/tables/selection_summary.csv",
+            results_path("tables/selection_summary.csv"),
             caption="../report/selection_summary.rst",
             category="Model selection",
             labels={"table": "selection_summary"},
         ),
     log:
-        "results/logs/statistics/selection_summary.log",
+        results_path("logs/statistics/selection_summary.log"),
     conda:
         ENV
     params:
@@ -102,16 +102,16 @@ rule selection_summary:
 rule nc1_summary:
     """NC1 per (model, task): mean and std over seeds."""
     input:
-        "results/tables/nc1.csv",
+        results_path("tables/nc1.csv"),
     output:
         report(
-            "results/tables/nc1_summary.csv",
+            results_path("tables/nc1_summary.csv"),
             caption="../report/nc1_summary.rst",
             category="Neural collapse",
             labels={"table": "nc1_summary"},
         ),
     log:
-        "results/logs/statistics/nc1_summary.log",
+        results_path("logs/statistics/nc1_summary.log"),
     conda:
         ENV
     params:
@@ -123,16 +123,16 @@ rule nc1_summary:
 rule summary:
     """Per configuration: median over seeds, mean and std over groups, mean rank."""
     input:
-        "results/tables/imprinting.csv",
+        results_path("tables/imprinting.csv"),
     output:
         report(
-            "results/tables/summary.csv",
+            results_path("tables/summary.csv"),
             caption="../report/summary.rst",
             category="All configurations",
             labels={"table": "summary"},
         ),
     log:
-        "results/logs/statistics/summary.log",
+        results_path("logs/statistics/summary.log"),
     conda:
         ENV
     resources:
@@ -147,33 +147,33 @@ rule comparison:
     """Friedman test over (model, task) groups, then Nemenyi or Wilcoxon-Holm; table + CD
     diagram; the comparison in the paper's table layout (CSV and LaTeX)."""
     input:
-        "results/tables/imprinting.csv",
+        results_path("tables/imprinting.csv"),
     output:
         table=report(
-            "results/tables/{comparison}.csv",
+            results_path("tables/{comparison}.csv"),
             caption="../report/comparison_table.rst",
             category="Comparisons",
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "table"},
         ),
-        pdf="results/cd_diagrams/{comparison}.pdf",
+        pdf=results_path("cd_diagrams/{comparison}.pdf"),
         png=report(
-            "results/cd_diagrams/{comparison}.png",
+            results_path("cd_diagrams/{comparison}.png"),
             caption="../report/cd_diagram.rst",
             category="Comparisons",
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "CD diagram"},
         ),
         paper_csv=report(
-            "results/paper_tables/{comparison}.csv",
+            results_path("paper_tables/{comparison}.csv"),
             caption="../report/paper_table.rst",
             category="Comparisons",
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "paper layout"},
         ),
-        paper_tex="results/paper_tables/{comparison}.tex",
+        paper_tex=results_path("paper_tables/{comparison}.tex"),
     log:
-        "results/logs/statistics/comparison_{comparison}.log",
+        results_path("logs/statistics/comparison_{comparison}.log"),
     conda:
         ENV
     resources:
@@ -190,16 +190,16 @@ rule comparison:
 rule gen_time_summary:
     """GEN wall time per (gen, k): mean, median, min and max across (model, task) groups."""
     input:
-        "results/tables/gen_time.csv",
+        results_path("tables/gen_time.csv"),
     output:
         report(
-            "results/tables/gen_time_summary.csv",
+            results_path("tables/gen_time_summary.csv"),
             caption="../report/gen_time_summary.rst",
             category="GEN time",
             labels={"table": "gen_time_summary"},
         ),
     log:
-        "results/logs/statistics/gen_time_summary.log",
+        results_path("logs/statistics/gen_time_summary.log"),
     conda:
         ENV
     params:
@@ -211,17 +211,17 @@ rule gen_time_summary:
 rule nc1_vs_gain:
     """Per (model, task): NC1 against the gain of k-means over the mean, Spearman per k."""
     input:
-        results="results/tables/imprinting.csv",
-        nc1="results/tables/nc1.csv",
+        results=results_path("tables/imprinting.csv"),
+        nc1=results_path("tables/nc1.csv"),
     output:
         report(
-            "results/tables/nc1_vs_gain.csv",
+            results_path("tables/nc1_vs_gain.csv"),
             caption="../report/nc1_vs_gain.rst",
             category="Neural collapse",
             labels={"table": "nc1_vs_gain"},
         ),
     log:
-        "results/logs/statistics/nc1_vs_gain.log",
+        results_path("logs/statistics/nc1_vs_gain.log"),
     conda:
         ENV
     resources:

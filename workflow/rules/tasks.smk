@@ -3,9 +3,9 @@ rule task:
     input:
         dataset=lambda wc: dataset_manifest(task_dataset(wc.task)),
     output:
-        "results/tasks/{task}/seed{seed}.npz",
+        results_path("tasks/{task}/seed{seed}.npz"),
     log:
-        "results/logs/task/{task}/seed{seed}.log",
+        results_path("logs/task/{task}/seed{seed}.log"),
     conda:
         ENV
     threads: 1
