@@ -14,6 +14,18 @@ min_version("8.20")
 # The offline default runs when no --configfile is given. A --configfile replaces it instead of
 # being merged into it (Snakemake's default would add the default's tasks to the user's).
 if not workflow.overwrite_configfiles:
+    # Snakemake's own loader would not say where a YAML error is.
+    import sys
+
+    from snakemake.exceptions import WorkflowError
+
+    sys.path.insert(0, workflow.basedir)
+    from imprint.config import ConfigError, load_config_file
+
+    try:
+        load_config_file("config.yaml")
+    except ConfigError as error:
+        raise WorkflowError(f"invalid configuration: {error}") from None
 
     configfile: "config.yaml"
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from imprint.config import validate_model_spec
+from imprint.images import unreadable_images
 from imprint.models import model_input_files, model_source
 
 #: File extensions read as images (torchvision's ImageFolder's).
@@ -183,22 +184,6 @@ def image_paths(arguments: Sequence[str | os.PathLike]) -> list[Path]:
         else:
             raise ImageError(f"{path}: no such file or folder")
     return paths
-
-
-def unreadable_images(paths: Sequence[Path]) -> list[tuple[Path, str]]:
-    """The images among ``paths`` that PIL cannot open, with why: checked before any network
-    runs (headers and, for PNG, checksums: ``Image.verify``; decoding itself fails later only
-    on truncated pixel data)."""
-    from PIL import Image
-
-    bad = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except Exception as error:  # PIL raises many types for a damaged file
-            bad.append((path, str(error).splitlines()[0] or type(error).__name__))
-    return bad
 
 
 class _Images:

@@ -496,5 +496,23 @@ def info(classifier, as_json):
         _out(f"{key}: {json.dumps(value, default=str)}")
 
 
+@main.command("check-config")
+@click.argument("config_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_fail_cleanly
+def check_config_command(config_files):
+    """Check workflow config files as a run would before its first job: YAML syntax (file and
+    line), the schema, the files they name, classes and cross-references."""
+    from imprint.config import check_config_file
+
+    for path in config_files:
+        config, notes = check_config_file(path)
+        for line in notes:
+            _note(line)
+        counts = ", ".join(
+            f"{len(config[section])} {section}" for section in ("datasets", "models", "tasks")
+        )
+        _out(f"{path}: valid ({counts}; results in {config['results']}/)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

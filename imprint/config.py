@@ -17,7 +17,7 @@ import numpy as np
 
 from imprint.datasets import class_ids_of, dataset_source
 from imprint.grid import FACTORS
-from imprint.models import model_source
+from imprint.models import model_input_files, model_source
 from imprint.tasks import label_map, task_classes
 
 #: Names of datasets, models, tasks and comparisons: they become parts of output paths.
@@ -49,16 +49,25 @@ def _fail(key: str, message: str) -> None:
     raise ConfigError(f"config key '{key}': {message}")
 
 
-def _class_ids(config: Mapping[str, Any], dataset: str, key: str) -> list[int] | None:
-    """The dataset's class ids, or None where they are only known once the data is there
-    (image folders, pooled datasets): such tasks are checked when they are built."""
+def _class_ids(
+    config: Mapping[str, Any], dataset: str, key: str, train_labels: Callable | None = None
+) -> list[int] | None:
+    """The dataset's class ids: from its source, else from its train labels where they are
+    known before any job (an image folder's listing, a cached dataset); None where they are
+    only known once the data is there (such tasks are checked when they are built)."""
     if dataset not in config["datasets"]:
         _fail(
             key,
             f"dataset {dataset!r} is not defined under 'datasets' "
             f"(defined: {sorted(config['datasets'])})",
         )
-    return dataset_source(config["datasets"][dataset]).class_ids(config["datasets"][dataset])
+    spec = config["datasets"][dataset]
+    known = dataset_source(spec).class_ids(spec)
+    if known is None and train_labels is not None:
+        labels = train_labels(dataset)
+        if labels is not None:
+            return class_ids_of(spec, labels)
+    return known
 
 
 def check_devices(config: Mapping[str, Any]) -> None:
@@ -323,6 +332,88 @@ def _validate(config: dict[str, Any], schema: dict[str, Any]) -> None:
     _fail(_key_path(error.absolute_path), error.message)
 
 
+def check_inputs(
+    config: Mapping[str, Any], cache_folder: str | Path | None = None
+) -> tuple[list[str], list[str]]:
+    """Every file and folder the config names, before any job: ``(missing, notes)``.
+
+    ``missing``: one line per path that does not exist (image folders, dataset roots,
+    precomputed embeddings, checkpoints), naming its key. The others are checked in depth by
+    their source (``DatasetSource.check``: image folders listed and every image opened,
+    precomputed arrays' shapes from their headers); a problem raises :class:`ConfigError`
+    naming the key, and ``notes`` lists what is left out (unreadable images with
+    ``skip_unreadable``, files that are not images). ``cache_folder``: where the verdicts on
+    images are kept between runs (a folder per dataset), so that a folder is read once.
+    """
+    missing, notes = [], []
+    for name, spec in config["datasets"].items():
+        source = dataset_source(spec)
+        key = f"datasets.{name}"
+        paths = source.named_paths(spec) if hasattr(source, "named_paths") else {}
+        absent = [
+            f"config key '{key}.{sub}': {path} does not exist"
+            for sub, path in paths.items()
+            if not Path(path).expanduser().exists()
+        ]
+        missing += absent
+        if not absent and hasattr(source, "check"):
+            try:
+                cache = Path(cache_folder) / name if cache_folder is not None else None
+                notes += source.check(spec, key, cache)
+            except (ValueError, OSError) as error:
+                raise ConfigError(str(error)) from None
+    for name, spec in config["models"].items():
+        missing += [
+            f"config key 'models.{name}.checkpoint': {path} does not exist"
+            for path in model_input_files(spec)
+            if not Path(path).exists()
+        ]
+    return missing, notes
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML (or JSON) config file as a dict; a syntax error names the file, line and column
+    (Snakemake's own loader says only that a file is not valid YAML)."""
+    import yaml
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = " ".join(filter(None, (error.context, error.problem)))
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a config is a mapping of sections (datasets:, models:, ...)")
+    return loaded
+
+
+def check_config_file(path: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """Every check a run makes before its first job, for one config file, without Snakemake:
+    YAML syntax (file and line), the schema, the files it names, cross-references and the
+    datasets' classes where they are known (cached in its results folder, or computed).
+    Returns the validated config and the notes (missing files, files left out)."""
+    from imprint.datasets import train_labels_if_known
+
+    config = load_config_file(path)
+    validate_config(config)
+    root = results_root(config)
+    missing, notes = check_inputs(config)
+    check_config(
+        config,
+        train_labels=lambda dataset: train_labels_if_known(
+            config["datasets"][dataset], Path(root, "datasets", dataset, "manifest.json")
+        ),
+    )
+    return config, [*notes, *missing]
+
+
 def results_root(config: Mapping[str, Any]) -> str:
     """The config's results folder (key ``results``), normalised (no trailing ``/``, no ``./``)."""
     return os.path.normpath(config["results"])
@@ -476,11 +567,11 @@ def check_config(
             _check_timm_model(name, spec)
         dataset = source.training_dataset(spec)
         if dataset is not None:
-            available = _class_ids(config, dataset, f"models.{name}.dataset")
+            available = _class_ids(config, dataset, f"models.{name}.dataset", train_labels)
             _check_classes(spec["base_classes"], available, dataset, f"models.{name}.base_classes")
 
     for name, spec in config["tasks"].items():
-        available = _class_ids(config, spec["dataset"], f"tasks.{name}.dataset")
+        available = _class_ids(config, spec["dataset"], f"tasks.{name}.dataset", train_labels)
         if available is None and not isinstance(spec.get("classes"), list):
             continue  # which classes "all" or a sample means is only known with the data
         try:
@@ -582,7 +673,7 @@ def _check_lowshot(
         if len(bases) > 1:
             _fail(f"{key}.base_classes", f"its models have different base classes {sorted(bases)}")
         dataset = datasets.pop()
-        available = _class_ids(config, dataset, f"{key}.dataset")
+        available = _class_ids(config, dataset, f"{key}.dataset", train_labels)
         overlap = sorted(set(base) & set(spec["novel_classes"]))
         if overlap:
             _fail(f"{key}.novel_classes", f"{overlap} are also base classes")

@@ -14,9 +14,13 @@ digit datasets pooled, e.g. CombiDigits).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
+import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +30,7 @@ from imprint.io import load_arrays, read_manifest, save_arrays, write_manifest
 
 SPLITS = ("train", "test")
 MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 
 
 class DatasetUnavailable(FileNotFoundError):
@@ -299,13 +304,72 @@ class _FolderSource:
         return _Transformed(_ListedImages(self._samples(root, split)), transform)
 
 
-def _class_folder_samples(folder: Path) -> tuple[list[str], list[tuple[str, int]]]:
-    """Class names (sorted sub-folders) and ``(image path, class index)`` pairs, like
-    ``torchvision.datasets.ImageFolder``."""
-    from torchvision.datasets import ImageFolder
+@dataclass(frozen=True)
+class FolderScan:
+    """What an image folder of one split holds, as the ``image_folder`` source reads it."""
 
-    found = ImageFolder(str(folder), allow_empty=False)
-    return found.classes, [(str(Path(p).resolve()), int(c)) for p, c in found.samples]
+    classes: list[str]  # sorted sub-folder names, as torchvision's ImageFolder
+    samples: list[tuple[str, int]]  # (resolved image path, class index) it reads
+    unreadable: list[tuple[str, str]]  # (path, why) of image files PIL cannot open
+    other_files: list[str]  # files without an image extension, left out
+
+
+def scan_image_folder(folder: Path, skip_unreadable: bool, checked_file: Path | None = None):
+    """The classes and images of one class-per-folder tree, each image file checked to open
+    (``backbone.unreadable_images``; verdicts kept in ``checked_file`` by path, size and
+    modification time, so that a folder is read once, not at every DAG build). With
+    ``skip_unreadable`` the files that cannot be read are left out of ``samples`` (and listed
+    in ``unreadable``); without it they stay in and the caller refuses the folder."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    classes, class_to_index = find_classes(str(folder))
+    found = make_dataset(str(folder), class_to_index, extensions=IMG_EXTENSIONS, allow_empty=True)
+    listed = {path for path, _ in found}
+    other_files = sorted(
+        str(Path(root, name))
+        for root, _, names in os.walk(folder, followlinks=True)
+        for name in names
+        if str(Path(root, name)) not in listed
+    )
+    verdicts = _image_verdicts([path for path, _ in found], checked_file)
+    unreadable = [(path, verdicts[path]) for path, _ in found if verdicts[path]]
+    bad = {path for path, _ in unreadable}
+    samples = [
+        (str(Path(path).resolve()), int(label))
+        for path, label in found
+        if not (skip_unreadable and path in bad)
+    ]
+    return FolderScan(classes, samples, unreadable, other_files)
+
+
+#: path -> [size, mtime_ns, why it cannot be opened or ''], for this process (a DAG build
+#: lists a folder for its checks and again for the task checks).
+_CHECKED_IMAGES: dict[str, list] = {}
+
+
+def _image_verdicts(paths: list[str], checked_file: Path | None) -> dict[str, str]:
+    """Path -> why PIL cannot open it ('' where it can), from ``checked_file`` for the files
+    whose size and modification time it recorded."""
+    from imprint.images import unreadable_images
+    from imprint.io import atomic_path
+
+    known = dict(_CHECKED_IMAGES)
+    if checked_file is not None and checked_file.exists():
+        with contextlib.suppress(ValueError, OSError):
+            known |= json.loads(checked_file.read_text())
+    stamps = {}
+    for path in paths:
+        stat = os.stat(path)
+        stamps[path] = [stat.st_size, stat.st_mtime_ns]
+    todo = [p for p in paths if known.get(p, [None, None, None])[:2] != stamps[p]]
+    found = dict(unreadable_images([Path(p) for p in todo]))
+    for path in todo:
+        known[path] = [*stamps[path], found.get(Path(path), "")]
+    _CHECKED_IMAGES.update({path: known[path] for path in paths})
+    if checked_file is not None and todo:
+        with atomic_path(checked_file) as tmp:
+            tmp.write_text(json.dumps({p: known[p] for p in paths}))
+    return {path: known[path][2] for path in paths}
 
 
 def _split_samples(samples, test_size, seed):
@@ -319,32 +383,136 @@ class ImageFolderDataset(_FolderSource):
 
     ``train`` (and optionally ``test``) name folders; without ``test``, ``train`` is split
     stratified by ``test_size`` and ``split_seed``. Class ids are the sorted folder names' indices.
+    Files PIL cannot open stop the run before any job (:meth:`check`), or, with
+    ``skip_unreadable``, are left out and listed.
     """
 
     def class_ids(self, spec):
         return None
 
-    def prepare(self, spec, root, resolve):
+    def named_paths(self, spec) -> dict[str, str]:
+        return {split: spec[split] for split in SPLITS if split in spec}
+
+    def splits(
+        self, spec, key: str = "dataset", checked_folder: Path | None = None
+    ) -> tuple[list[str], dict[str, list[tuple[str, int]]], list[str]]:
+        """Classes, the train and test samples, and notes (files left out): what the dataset
+        job lists, checked as :meth:`check` describes. Raises ``ValueError`` naming ``key``."""
         folders = {s: Path(spec[s]).expanduser() for s in SPLITS if s in spec}
+        notes, scans = [], {}
         for split, folder in folders.items():
+            where = f"config key '{key}.{split}'"
             if not folder.is_dir():
                 raise DatasetUnavailable(
-                    f"image folder {folder} ('{split}' of an image_folder dataset) does not "
-                    "exist; it should hold one sub-folder of images per class"
+                    f"{where}: folder {folder} does not exist; it should hold one sub-folder "
+                    "of images per class"
                 )
-        classes, train = _class_folder_samples(folders["train"])
-        if "test" in folders:
-            test_classes, test = _class_folder_samples(folders["test"])
-            if test_classes != classes:
+            try:
+                scan = scan_image_folder(
+                    folder,
+                    spec.get("skip_unreadable", False),
+                    checked_folder / f"images_checked_{split}.json" if checked_folder else None,
+                )
+            except FileNotFoundError:  # torchvision: no sub-folder at all
+                scan = FolderScan([], [], [], [])
+            if len(scan.classes) < 2:
                 raise ValueError(
-                    f"{folders['test']}: class folders {test_classes} differ from "
-                    f"those of {folders['train']}: {classes}"
+                    f"{where}: {folder} holds {len(scan.classes)} class folder(s) "
+                    f"{scan.classes}; a classifier needs at least two (one sub-folder of "
+                    "images per class)"
                 )
-        else:
-            train, test = _split_samples(train, spec["test_size"], spec["split_seed"])
-        self._write_listing(
-            root, {"train": train, "test": test}, {"source": "image_folder", "classes": classes}
-        )
+            if scan.unreadable and not spec.get("skip_unreadable", False):
+                path, why = scan.unreadable[0]
+                raise ValueError(
+                    f"{where}: {len(scan.unreadable)} image file(s) cannot be read, e.g. "
+                    f"{path} ({why}); replace or remove them, or set "
+                    f"'{key}.skip_unreadable: true' to leave them out (each is listed)"
+                )
+            counts = np.bincount([label for _, label in scan.samples], minlength=len(scan.classes))
+            if (counts == 0).any():
+                empty = scan.classes[int(np.flatnonzero(counts == 0)[0])]
+                raise ValueError(
+                    f"{where}: class folder {folder / empty} holds no readable images "
+                    f"(extensions {', '.join(sorted(_image_extensions()))})"
+                )
+            notes += [
+                f"{where}: left out (cannot be read): {path} ({why})"
+                for path, why in scan.unreadable
+            ]
+            if scan.other_files:
+                shown = ", ".join(scan.other_files[:3])
+                more = len(scan.other_files) - 3
+                notes.append(
+                    f"{where}: {len(scan.other_files)} file(s) without an image extension "
+                    f"left out: {shown}{f' and {more} more' if more > 0 else ''}"
+                )
+            scans[split] = scan
+        classes = scans["train"].classes
+        if "test" in scans:
+            if scans["test"].classes != classes:
+                raise ValueError(
+                    f"config key '{key}.test': {folders['test']}: class folders "
+                    f"{scans['test'].classes} differ from those of {folders['train']}: {classes}"
+                )
+            return classes, {s: scans[s].samples for s in SPLITS}, notes
+        samples = scans["train"].samples
+        try:
+            train, test = _split_samples(samples, spec["test_size"], spec["split_seed"])
+        except ValueError as error:
+            counts = np.bincount([label for _, label in samples])
+            smallest = int(np.argmin(counts))
+            raise ValueError(
+                f"config key '{key}.test_size': {len(samples)} images of {len(classes)} classes "
+                f"(smallest: {classes[smallest]}, {counts[smallest]} images) cannot be split "
+                f"stratified with test_size {spec['test_size']} ({error}); add images, or give "
+                f"a separate '{key}.test' folder"
+            ) from None
+        missing = sorted(set(range(len(classes))) - {label for _, label in test})
+        if missing:
+            raise ValueError(
+                f"config key '{key}.test_size': with test_size {spec['test_size']}, class "
+                f"{classes[missing[0]]} gets no test image; add images or raise test_size"
+            )
+        return classes, {"train": train, "test": test}, notes
+
+    def known_train_labels(self, spec) -> np.ndarray:
+        """The train labels from the folder itself, before any job (checked as the job lists
+        them), so that task classes and n-shot sizes are checked against them."""
+        _, splits, _ = self.splits(spec)
+        return np.asarray([label for _, label in splits["train"]], dtype=np.int64)
+
+    def check(self, spec, key: str, checked_folder: Path | None = None) -> list[str]:
+        """Before any job: the folders exist, each has at least two classes and no class
+        without images, every image file opens (or is listed and left out with
+        ``skip_unreadable``), the classes of train and test agree, and the split leaves every
+        class a test image. Returns notes of the files left out."""
+        return self.splits(spec, key, checked_folder)[2]
+
+    def input_digest(self, spec) -> str:
+        """A hash of the folders' listings (paths, sizes, modification times): a rule param,
+        so that an image added, removed or rewritten reruns the dataset and all after it."""
+        digest = hashlib.sha256()
+        for split, folder in sorted(self.named_paths(spec).items()):
+            for root, dirs, names in sorted(os.walk(Path(folder).expanduser(), followlinks=True)):
+                dirs.sort()
+                for name in sorted(names):
+                    stat = os.stat(Path(root, name))
+                    digest.update(
+                        f"{split}\t{root}/{name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode()
+                    )
+        return digest.hexdigest()
+
+    def prepare(self, spec, root, resolve):
+        classes, splits, notes = self.splits(spec, f"datasets.{root.name}")
+        for note in notes:
+            log.warning(note)
+        self._write_listing(root, splits, {"source": "image_folder", "classes": classes})
+
+
+def _image_extensions() -> tuple[str, ...]:
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    return IMG_EXTENSIONS
 
 
 class ImageNetValidation(_FolderSource):
@@ -357,6 +525,9 @@ class ImageNetValidation(_FolderSource):
 
     def class_ids(self, spec):
         return list(range(1000))
+
+    def named_paths(self, spec) -> dict[str, str]:
+        return {"root": spec["root"]}
 
     def prepare(self, spec, root, resolve):
         from torchvision.datasets import ImageNet
@@ -385,6 +556,9 @@ class MnistM(_FolderSource):
 
     def class_ids(self, spec):
         return list(range(10))
+
+    def named_paths(self, spec) -> dict[str, str]:
+        return {"root": spec["root"]}
 
     def prepare(self, spec, root, resolve):
         source = Path(spec["root"]).expanduser()
@@ -449,6 +623,29 @@ class CombinedDataset(_ArraySource):
         )
 
 
+def npz_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Array name -> shape of an ``.npz`` file, from the member headers (no data read)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            shapes = {}
+            for member in archive.namelist():
+                if member.endswith(".npy"):
+                    with archive.open(member) as handle:
+                        major, _ = np.lib.format.read_magic(handle)
+                        read_header = (
+                            np.lib.format.read_array_header_1_0
+                            if major == 1
+                            else np.lib.format.read_array_header_2_0
+                        )
+                        shape, _, _ = read_header(handle)
+                    shapes[member[: -len(".npy")]] = shape
+            return shapes
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+
+
 def check_embeddings(embeddings: np.ndarray, labels: np.ndarray, where: str) -> None:
     """Precomputed embeddings must be a finite float matrix with one integer label >= 0 per row;
     the error names ``where`` (the file) and what is wrong."""
@@ -503,7 +700,66 @@ class PrecomputedEmbeddings:
             raise ValueError(f"{path}: has no arrays {missing} (it has {sorted(arrays)})")
         return arrays
 
+    def named_paths(self, spec) -> dict[str, str]:
+        return {f"models.{model}": path for model, path in spec["models"].items()}
+
+    def check(self, spec, key: str, checked_folder: Path | None = None) -> list[str]:
+        """Before any job, from the arrays' headers (no data read): each file holds the four
+        arrays, 2-D embeddings of one width in train and test, one label per row, and every
+        model's file the same number of train and of test rows."""
+        rows: dict[str, tuple[str, int]] = {}
+        for model, path in spec["models"].items():
+            where = f"config key '{key}.models.{model}'"
+            try:
+                shapes = self.shapes(path)
+            except (DatasetUnavailable, ValueError) as error:
+                raise ValueError(f"{where}: {error}") from None
+            for split in SPLITS:
+                embeddings = shapes[f"{split}_embeddings"]
+                if len(embeddings) != 2:
+                    raise ValueError(
+                        f"{where}: {path}: {split}_embeddings has shape {embeddings}; 2-D needed"
+                    )
+                if shapes[f"{split}_labels"][:1] != embeddings[:1]:
+                    labels = shapes[f"{split}_labels"]
+                    raise ValueError(
+                        f"{where}: {path} ({split}): {embeddings[0]} embeddings but "
+                        f"{labels[0] if labels else labels} labels"
+                    )
+                if split in rows and rows[split][1] != embeddings[0]:
+                    raise ValueError(
+                        f"{where}: {path} has {embeddings[0]} {split} rows, {rows[split][0]} has "
+                        f"{rows[split][1]}; every model's file must hold the same images"
+                    )
+                rows.setdefault(split, (str(path), embeddings[0]))
+            train, test = shapes["train_embeddings"][1], shapes["test_embeddings"][1]
+            if train != test:
+                raise ValueError(
+                    f"{where}: {path}: train embeddings are {train}-d but test embeddings "
+                    f"{test}-d; both splits must come from the same model"
+                )
+        return []
+
+    @classmethod
+    def shapes(cls, path: str | Path) -> dict[str, tuple[int, ...]]:
+        """The shapes of the four arrays of a precomputed file or folder, from headers only."""
+        path = Path(path).expanduser()
+        names = [f"{split}_{kind}" for split in SPLITS for kind in ("embeddings", "labels")]
+        if path.is_dir():
+            missing = [name for name in names if not (path / f"{name}.npy").is_file()]
+            if missing:
+                raise DatasetUnavailable(f"{path}: missing {[f'{m}.npy' for m in missing]}")
+            return {name: np.load(path / f"{name}.npy", mmap_mode="r").shape for name in names}
+        if not path.is_file():
+            raise DatasetUnavailable(f"{path}: precomputed embeddings not found")
+        shapes = npz_shapes(path)
+        missing = [name for name in names if name not in shapes]
+        if missing:
+            raise ValueError(f"{path}: has no arrays {missing} (it has {sorted(shapes)})")
+        return shapes
+
     def prepare(self, spec, root, resolve):
+        self.check(spec, f"datasets.{root.name}")
         labels: dict[str, np.ndarray] = {}
         files = []
         for model, path in spec["models"].items():
@@ -604,7 +860,10 @@ def train_labels_if_known(spec: Mapping[str, Any], manifest: str | Path) -> np.n
     (scikit-learn's digits), or read from a dataset already cached. None otherwise."""
     source = dataset_source(spec)
     if hasattr(source, "known_train_labels"):
-        return source.known_train_labels(spec)
+        try:
+            return source.known_train_labels(spec)
+        except DatasetUnavailable:  # its folder is missing: listed by config.check_inputs
+            return None
     if Path(manifest).exists():
         try:  # no checksums here: this runs at every DAG build; the jobs verify what they read
             return source.labels(spec, Path(manifest).parent, "train")
@@ -635,6 +894,14 @@ def all_split_labels(spec: Mapping[str, Any], manifest: str | Path) -> dict[str,
 def split_images(spec: Mapping[str, Any], manifest: str | Path, split: str, transform=None):
     read_manifest(manifest)
     return dataset_source(spec).images(spec, Path(manifest).parent, split, transform)
+
+
+def dataset_input_digest(spec: Mapping[str, Any]) -> str:
+    """A hash of the user's image folders a dataset lists (``image_folder``), '' for other
+    sources: the dataset rule's param, so that an image added, removed or rewritten after a
+    run reruns the dataset and every stage after it instead of reusing stale results."""
+    source = dataset_source(spec)
+    return source.input_digest(spec) if hasattr(source, "input_digest") else ""
 
 
 def dataset_input_files(spec: Mapping[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,18 @@ log = logging.getLogger("imprint")
 def logged(path: str | Path, threads: int = 1) -> Iterator[None]:
     """Run a job's body with logging, stdout and stderr (progress bars included) sent to its log
     file, and numerical libraries limited to the job's ``threads`` (parallel jobs would otherwise
-    oversubscribe the cores)."""
+    oversubscribe the cores).
+
+    A job that fails ends its log with one line, ``Error: <what was wrong>`` (the library's own
+    message), and exits with status 1 without a traceback on the console (Snakemake prints the
+    log); the traceback goes to ``<log>.traceback`` for whoever debugs the code.
+    """
     from threadpoolctl import threadpool_limits
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    traceback_file = Path(f"{path}.traceback")
+    traceback_file.unlink(missing_ok=True)  # from an earlier failed attempt
+    failure = None
     with (
         open(path, "w") as handle,
         contextlib.redirect_stdout(handle),
@@ -43,12 +52,27 @@ def logged(path: str | Path, threads: int = 1) -> Iterator[None]:
         )
         try:
             yield
-        except BaseException:
-            log.exception("job failed")
-            raise
+        except Exception as error:
+            failure = error
+            traceback_file.write_text(traceback.format_exc())
         finally:
             # What the job ran, for checking the code hashes of imprint.codehash against it.
             log.info("imprint modules loaded: %s", " ".join(loaded_modules()))
+        if failure is not None:
+            log.error("job failed; its traceback is in %s", traceback_file)
+            handle.flush()
+            handle.write(f"Error: {failure_message(failure)}\n")
+    if failure is not None:
+        raise SystemExit(1)
+
+
+def failure_message(error: BaseException) -> str:
+    """One line for a failed job: the message of the library's own errors (``ValueError`` and
+    ``OSError`` and their kinds, which name the file or key), the type too for anything else."""
+    message = " ".join(str(error).split()) or repr(error)
+    if isinstance(error, (ValueError, OSError)):
+        return message
+    return f"{type(error).__name__}: {message}"
 
 
 def loaded_modules() -> list[str]:
@@ -171,6 +195,18 @@ def _all_embeddings(path: str) -> np.ndarray:
     return embeddings
 
 
+def check_same_width(
+    train: np.ndarray, test: np.ndarray, train_file: str | Path, test_file: str | Path
+) -> None:
+    """Train and test embeddings must have one width (the same model's): otherwise scoring
+    fails deep in torch without naming a file."""
+    if train.shape[1:] != test.shape[1:]:
+        raise ValueError(
+            f"{train_file} holds {train.shape[1]}-d embeddings but {test_file} "
+            f"{test.shape[1]}-d; train and test must come from the same model"
+        )
+
+
 def run_imprinting(
     train_embeddings: str,
     test_embeddings: str,
@@ -193,11 +229,13 @@ def run_imprinting(
     grid = Grid.from_config(grid_section, ls_lambda)
     split = load_arrays(task_file)
     train = _embeddings(train_embeddings, split["train_index"])
+    test = _embeddings(test_embeddings, split["test_index"])
+    check_same_width(train, test, train_embeddings, test_embeddings)
     start = time.perf_counter()
     results, timing = run_grid(
         train,
         split["train_label"],
-        _embeddings(test_embeddings, split["test_index"]),
+        test,
         split["test_label"],
         grid,
         seed,
@@ -408,6 +446,9 @@ def run_lowshot(
             if not np.array_equal(arrays["labels"], labels[split]):
                 raise ValueError(f"{embeddings[split]}: labels differ from the dataset's {split}")
             setattr(data, f"{split}_embeddings", arrays["embeddings"])
+        check_same_width(
+            data.train_embeddings, data.test_embeddings, embeddings["train"], embeddings["test"]
+        )
     log.info(
         "low-shot %s on %s, seed %d: scope %s, init %s, base %s, novel %s, n %s, methods %s",
         task,

@@ -195,6 +195,68 @@ def test_precomputed_embeddings_run_through_tasks_imprinting_and_nc1(tmp_path):
     np.testing.assert_array_equal(stored["embeddings"], x[::2].astype(np.float32))
     assert not (tmp_path / "results" / "models" / "raw.pt").read_bytes() == b""
 
+    # A read-only job asks for one thread and memory for its arrays, not a network's 16 GB.
+    forced = snakemake(
+        tmp_path,
+        "--dry-run",
+        "--forceall",
+        "results/tables/imprinting.csv",
+        "--configfile",
+        "pre.yaml",
+    ).stdout
+    embeddings_jobs = [job for job in forced.split("\nrule ")[1:] if job.startswith("embeddings:")]
+    assert len(embeddings_jobs) == 4
+    for job in embeddings_jobs:
+        assert "threads:" not in job or "threads: 1" in job
+        assert int(re.search(r"mem_mb=(\d+)", job).group(1)) <= 1000
+
+    # A precomputed file rewritten after the run reruns from its dataset on ...
+    targets = ["results/tables/imprinting.csv", "--configfile", "pre.yaml"]
+    assert planned_jobs(tmp_path, *targets) == {}
+    np.savez(
+        tmp_path / "raw.npz",
+        train_embeddings=(x[::2] + 1).astype(np.float32),
+        train_labels=y[::2],
+        test_embeddings=(x[1::2] + 1).astype(np.float32),
+        test_labels=y[1::2],
+    )
+    rerun = planned_jobs(tmp_path, *targets)
+    assert rerun["dataset"] == 1 and rerun["embeddings"] == 4 and rerun["imprinting"] == 2
+    # ... and one that disappears stops the run before any job (a dry run lists it and plans)
+    (tmp_path / "raw.npz").unlink()
+    missing = f"config key 'datasets.feats.models.raw': {tmp_path / 'raw.npz'} does not exist"
+    dry = snakemake(tmp_path, "--dry-run", *targets)
+    assert missing in dry.stderr and "Job stats" in dry.stdout
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "results").rglob("*.npz"))
+    stopped = snakemake(tmp_path, *targets, check=False)
+    assert stopped.returncode != 0 and missing in stopped.stderr
+    assert "file(s) or folder(s) the config names do not exist" in stopped.stdout + stopped.stderr
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "results").rglob("*.npz")) == before
+
+
+def test_precomputed_files_of_different_widths_are_refused_naming_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 10)
+    np.savez(
+        tmp_path / "wide.npz",
+        train_embeddings=rng.normal(size=(30, 16)).astype(np.float32),
+        train_labels=labels,
+        test_embeddings=rng.normal(size=(30, 8)).astype(np.float32),
+        test_labels=labels,
+    )
+    config = tiny_config()
+    config["datasets"] = {
+        "feats": {"source": "embeddings", "models": {"m": str(tmp_path / "wide.npz")}}
+    }
+    config["models"] = {"m": {"source": "precomputed"}}
+    config["tasks"] = {"all": {"dataset": "feats"}}
+    del config["lowshot"], config["comparisons"]
+    message = refusal(tmp_path, config)
+    assert (
+        f"config key 'datasets.feats.models.m': {tmp_path / 'wide.npz'}: train embeddings are "
+        "16-d but test embeddings 8-d"
+    ) in message
+
 
 def test_a_target_runs_only_what_it_needs(tmp_path):
     """The README's "ask for one target; only what it needs runs"."""

@@ -23,6 +23,7 @@ from imprint.config import (
     NAME_PATTERN,
     ConfigError,
     check_config,
+    check_inputs,
     check_results_owner,
     claim_results_root,
     finished_message,
@@ -34,7 +35,12 @@ from imprint.config import (
     task_seeds,
     validate_config,
 )
-from imprint.datasets import dataset_input_files, dataset_source, train_labels_if_known
+from imprint.datasets import (
+    dataset_input_digest,
+    dataset_input_files,
+    dataset_source,
+    train_labels_if_known,
+)
 from imprint.figures import FIGURES, figure_caption, figure_plan
 from imprint.io import files_size_mb
 from imprint.lowshot import lowshot_scope, task_dataset as lowshot_task_dataset
@@ -55,6 +61,11 @@ try:
     RESULTS = results_root(config)
     if workflow.is_main_process:
         check_results_owner(RESULTS, workflow.overwrite_configfiles)
+        # Files the config names: listed here, so that a dry run plans on and says what is
+        # missing; a run stops in onstart, before its first job.
+        MISSING_INPUTS, input_notes = check_inputs(config, ".snakemake/imprint/images_checked")
+        for line in [*input_notes, *MISSING_INPUTS]:
+            print(f"note: {line}", file=sys.stderr)
         check_config(
             config,
             # once per dataset, however many n-shot tasks use it
@@ -78,6 +89,11 @@ onstart:
         except ConfigError as error:
             raise WorkflowError(f"invalid configuration: {error}") from None
     if workflow.is_main_process:
+        if MISSING_INPUTS:
+            raise WorkflowError(
+                f"invalid configuration: {len(MISSING_INPUTS)} file(s) or folder(s) the config "
+                "names do not exist (the notes above); put them there or drop what needs them"
+            )
         claim_results_root(RESULTS, workflow.overwrite_configfiles)
 
 
@@ -129,6 +145,22 @@ def embeddings_file(model, dataset, split):
 def model_training_dataset(model):
     spec = config["models"][model]
     return model_source(spec).training_dataset(spec)
+
+
+def embeddings_are_read(model):
+    """A precomputed model's embeddings job only reads arrays: one thread, no GPU."""
+    return getattr(model_source(config["models"][model]), "reads_embeddings", False)
+
+
+def embeddings_mem_mb(wildcards):
+    """16 GB for a network's forward passes; a read-only job a few times the arrays it reads
+    (the user's files of its dataset, an upper bound for one split)."""
+    if not embeddings_are_read(wildcards.model):
+        return 16000
+    return max(
+        1000,
+        int(3 * files_size_mb(dataset_input_files(config["datasets"][wildcards.dataset]))) + 500,
+    )
 
 
 def model_inputs(wc):

@@ -17,6 +17,7 @@ rule dataset:
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
         components=lambda wc: dataset_components(wc.dataset),
+        images=lambda wc: dataset_input_digest(config["datasets"][wc.dataset]),
         code=code("prepare_dataset.py"),
     script:
         "../../scripts/prepare_dataset.py"

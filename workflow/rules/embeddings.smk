@@ -11,10 +11,10 @@ rule embeddings:
         results_path("benchmarks/embeddings/{model}/{dataset}/{split}.tsv")
     conda:
         ENV
-    threads: 2
+    threads: lambda wc: 1 if embeddings_are_read(wc.model) else 2
     resources:
-        mem_mb=16000,
-        gpu=config["embedding"]["gpus"],
+        mem_mb=embeddings_mem_mb,
+        gpu=lambda wc: 0 if embeddings_are_read(wc.model) else config["embedding"]["gpus"],
     params:
         model_spec=lambda wc: config["models"][wc.model],
         dataset_spec=lambda wc: config["datasets"][wc.dataset],
