@@ -242,3 +242,58 @@ def test_unknown_agg_and_norm_errors_say_what_is_known():
         predict_all(test, np.ones((1, 1)), np.zeros(1, int), 1, [("sum", 0)])
     with pytest.raises(ValueError, match="'quantile' is not a rescaling; expected one of"):
         predict_all(test, np.ones((1, 1)), np.zeros(1, int), 1, [("max", 0)], ["quantile"])
+
+
+# -- Where the reduction matters: data on which another reduction gives another answer --------
+
+
+def max_against_sum_data(equal_counts: bool):
+    """One test row x = (1, 0). Class 0's proxies score 1 and -1 (max 1, sum 0); class 1's
+    score 0.6 and 0.6 (max 0.6, sum 1.2), and with unequal counts a third 0.6. AGG max must
+    say class 0; a sum (or mean over padded slots, or a softmax-weighted sum) says class 1."""
+    proxies = [[1.0, 0.0], [-1.0, 0.0], [0.6, 0.8], [0.6, -0.8]]
+    proxy_class = [0, 0, 1, 1]
+    if not equal_counts:
+        proxies.append([0.6, 0.0])
+        proxy_class.append(1)
+    x = np.array([[1.0, 0.0], [0.0, 1.0]])  # row 1: class 1 (0.8 against 0)
+    return x, np.array(proxies), np.array(proxy_class)
+
+
+@pytest.mark.parametrize("equal_counts", [True, False])  # the reshape and the scatter path
+@pytest.mark.parametrize("chunk_rows", [None, 1])
+def test_agg_max_takes_each_classes_best_proxy_not_the_sum(equal_counts, chunk_rows):
+    x, proxies, proxy_class = max_against_sum_data(equal_counts)
+    test = TestEmbeddings(x, device="cpu", dtype="float64")
+    found = predict_all(
+        test,
+        proxies,
+        proxy_class,
+        2,
+        [("max", 0)],
+        proxy_norms=("none", "l2"),
+        test_norms=("none", "l2"),
+        chunk_rows=chunk_rows,
+    )
+    for key, predicted in found.items():
+        np.testing.assert_array_equal(predicted.numpy(), [0, 1], err_msg=str(key))
+
+
+@pytest.mark.parametrize("equal_counts", [True, False])
+def test_the_estimators_class_scores_are_each_classes_best_proxy(equal_counts):
+    import torch
+
+    from imprint.agg import class_index, class_scores
+
+    x, proxies, proxy_class = max_against_sum_data(equal_counts)
+    scores = class_scores(
+        torch.as_tensor(x),
+        torch.as_tensor(proxies),
+        torch.ones(len(proxies), dtype=torch.float64),
+        torch.as_tensor(class_index(proxy_class, 2)),
+        torch.nn.functional.one_hot(torch.as_tensor(proxy_class), 2).double(),
+        "max",
+        1,
+        "none",
+    )
+    np.testing.assert_allclose(scores.numpy(), [[1.0, 0.6], [0.0, 0.8]])

@@ -304,3 +304,27 @@ def test_fit_can_choose_its_configuration_by_cross_validation(data, tmp_path):
     done = imprint("fit", data["train"], "--model", "pixels", "-o", tmp_path / "x", "--select",
                    "cv", "--grid", grid, cwd=tmp_path, check=False)  # fmt: skip
     assert done.returncode == 1 and "lacks the key 'k'" in done.stderr
+
+
+def test_check_config_says_where_a_yaml_error_is_and_accepts_the_shipped_configs(tmp_path):
+    from tests.conftest import REPO
+
+    (tmp_path / "bad.yaml").write_text("datasets:\n  digits: {source: sklearn_digits\nmodels: {}\n")
+    done = imprint("check-config", "bad.yaml", cwd=tmp_path, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "Error: bad.yaml:3:7: not valid YAML: while parsing a flow mapping expected ',' or '}', "
+        "but got ':'"
+    ]
+    (tmp_path / "unknown.yaml").write_text((REPO / "config.yaml").read_text() + "colour: red\n")
+    done = imprint("check-config", "unknown.yaml", cwd=tmp_path, check=False)
+    assert done.returncode == 1 and "config key 'colour': unknown key" in done.stderr
+    done = imprint(
+        "check-config", REPO / "config.yaml", REPO / "configs" / "paper.yaml", cwd=tmp_path
+    )
+    assert done.stdout.splitlines() == [
+        f"{REPO / 'config.yaml'}: valid (1 datasets, 2 models, 9 tasks; results in results/)",
+        f"{REPO / 'configs' / 'paper.yaml'}: valid (8 datasets, 4 models, 62 tasks; results in "
+        "results/paper/)",
+    ]
+    assert "config key 'datasets.imagenet.root': data/imagenet does not exist" in done.stderr

@@ -49,6 +49,14 @@ def test_mean_is_the_class_mean():
     np.testing.assert_array_equal(labels, [0, 1])
 
 
+def test_mean_is_the_mean_of_a_skewed_class_not_its_median_or_midrange():
+    # median [2, 2], midrange [5, 2]: a near relative of the mean gives another proxy
+    x = np.array([[0.0, 0.0], [2.0, 4.0], [10.0, 2.0], [1.0, 1.0], [3.0, 3.0]])
+    y = np.array([0, 0, 0, 1, 1])
+    proxies, _ = generate_proxies(x, y, "mean")
+    np.testing.assert_allclose(proxies, [[4.0, 2.0], [2.0, 2.0]])
+
+
 def test_random_draws_k_distinct_samples_of_the_class_deterministically(two_class_data):
     x, y = two_class_data
     proxies, labels = generate_proxies(x, y, "random", k=3, random_state=7)

@@ -2,6 +2,7 @@
 devices, checkpoint files and precomputed embeddings (apart from test_workflow.py's shared
 tiny run, so that pytest-xdist can run the two modules side by side)."""
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -45,6 +46,10 @@ def test_the_default_config_builds_its_dag(tmp_path):
 
 
 def test_the_paper_config_builds_its_dag_offline(tmp_path):
+    # without MNIST-M and ImageNet here: the dry run lists them and plans on
+    dry = snakemake(tmp_path, "--dry-run", "--configfile", str(REPO / "configs" / "paper.yaml"))
+    assert "note: config key 'datasets.imagenet.root': data/imagenet does not exist" in dry.stderr
+    assert "note: config key 'datasets.mnist_m.root': data/mnist_m does not exist" in dry.stderr
     jobs = planned_jobs(tmp_path, "--configfile", str(REPO / "configs" / "paper.yaml"))
     # 4 FMs x (12 main tasks x 3 seeds + 4 digit domains x 3 + 36 few-shot x 5 + 10 d-in-1 x 10)
     assert jobs["imprinting"] == 4 * (12 * 3 + 4 * 3 + 36 * 5 + 10 * 10)
@@ -103,7 +108,7 @@ def test_the_qi_config_builds_its_dag_offline(tmp_path):
     assert jobs["lowshot"] == 2 * 5  # (resnet50, vit_b_16) x 5 seeds
     assert jobs["embeddings"] == 2 * 2  # the head scope reads cached embeddings
     assert jobs["collect_lowshot"] == jobs["lowshot_summary"] == 1
-    assert "output: results/figures/finetune_curves.pdf" in output.stdout
+    assert "output: results/qi/figures/finetune_curves.pdf" in output.stdout  # its own folder
 
 
 def planned_outputs(workdir: Path, *args: str) -> list[str]:
@@ -226,7 +231,7 @@ def test_precomputed_embeddings_run_through_tasks_imprinting_and_nc1(tmp_path):
     (tmp_path / "raw.npz").unlink()
     missing = f"config key 'datasets.feats.models.raw': {tmp_path / 'raw.npz'} does not exist"
     dry = snakemake(tmp_path, "--dry-run", *targets)
-    assert missing in dry.stderr and "Job stats" in dry.stdout
+    assert missing in dry.stderr and "Nothing to be done" in dry.stdout
     before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "results").rglob("*.npz"))
     stopped = snakemake(tmp_path, *targets, check=False)
     assert stopped.returncode != 0 and missing in stopped.stderr
@@ -331,3 +336,69 @@ def test_ls_lambda_per_model_reaches_the_models_imprinting_job(tmp_path):
         by_hand[ls_lambda] = pd.read_csv(out)["accuracy"]
     assert found.tolist() == by_hand[3.0].tolist()
     assert found.tolist() != by_hand[1e-4].tolist()  # λ matters here, so the test can fail
+
+
+def test_a_failed_job_says_what_was_wrong_in_one_line_without_a_traceback(tmp_path):
+    """Offline, a torchvision model's weights cannot be downloaded: the model job fails, and
+    the one actionable line (where to put the file) ends its log and the console output."""
+    config = tiny_config()
+    config["models"] = {
+        "r18": {"source": "torchvision", "name": "resnet18", "weights": "IMAGENET1K_V1"}
+    }
+    config["tasks"] = {"novel": config["tasks"]["novel"]}
+    del config["lowshot"], config["comparisons"]
+    write_config(tmp_path / "offline.yaml", config)
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch")}  # no weights cached there
+    failed = snakemake(
+        tmp_path, "results/models/r18.pt", "--configfile", "offline.yaml", check=False, env=env
+    )
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "Traceback" not in output
+    log = (tmp_path / "results/logs/model/r18.log").read_text().splitlines()
+    assert log[-1].startswith("Error: could not obtain the ResNet18_Weights.IMAGENET1K_V1")
+    assert "Without internet access, put https://download.pytorch.org/models/" in log[-1]
+    assert log[-1] in output
+    traceback = (tmp_path / "results/logs/model/r18.log.traceback").read_text()
+    assert traceback.startswith("Traceback (most recent call last)")
+
+
+def test_a_yaml_error_in_the_default_config_names_the_file_and_line(tmp_path):
+    text = (REPO / "config.yaml").read_text().replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2")
+    (tmp_path / "config.yaml").write_text(text)
+    failed = snakemake(tmp_path, "--dry-run", check=False)
+    line = text.splitlines().index("seeds: [0, 1, 2") + 1
+    assert failed.returncode != 0
+    assert re.search(rf"config\.yaml:{line + 2}:\d+: not valid YAML", failed.stdout + failed.stderr)
+
+
+def test_the_readmes_nested_command_line_override_changes_one_key_of_a_section(tmp_path):
+    write_config(tmp_path / "tiny.yaml", tiny_config())
+    override = planned_jobs(
+        tmp_path, "--configfile", "tiny.yaml", "--config", "imprinting={k: [1, 3, 4]}"
+    )
+    assert override["imprinting"] == 6  # the grid's other keys kept: the config is still valid
+    dotted = snakemake(
+        tmp_path,
+        "--dry-run",
+        "--configfile",
+        "tiny.yaml",
+        "--config",
+        "imprinting.k=[1]",
+        check=False,
+    )
+    assert dotted.returncode != 0  # Snakemake refuses the dotted form (the README says so)
+
+
+def test_an_image_folder_a_classifier_cannot_come_from_is_refused_before_any_job(tmp_path):
+    from tests.test_preflight import image_tree
+
+    config = tiny_config()
+    config["datasets"] = {"photos": {"source": "image_folder", "train": str(tmp_path / "photos")}}
+    config["models"] = {"pixels": {"source": "pixels"}}
+    config["tasks"] = {"all": {"dataset": "photos"}}
+    del config["lowshot"], config["comparisons"]
+    image_tree(tmp_path / "photos", {"cat": 6})  # one class: accuracy 1.0 for nothing
+    assert (
+        "config key 'datasets.photos.train': "
+        f"{tmp_path / 'photos'} holds 1 class folder(s) ['cat']; a classifier needs at least two"
+    ) in refusal(tmp_path, config)

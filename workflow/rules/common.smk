@@ -61,11 +61,16 @@ try:
     RESULTS = results_root(config)
     if workflow.is_main_process:
         check_results_owner(RESULTS, workflow.overwrite_configfiles)
-        # Files the config names: listed here, so that a dry run plans on and says what is
-        # missing; a run stops in onstart, before its first job.
-        MISSING_INPUTS, input_notes = check_inputs(config, ".snakemake/imprint/images_checked")
-        for line in [*input_notes, *MISSING_INPUTS]:
+        # Files the config names: a dry run lists what is missing and plans on; a run stops
+        # here, even where every output exists (they were made from what is gone).
+        missing_inputs, input_notes = check_inputs(config, ".snakemake/imprint/images_checked")
+        for line in [*input_notes, *missing_inputs]:
             print(f"note: {line}", file=sys.stderr)
+        if missing_inputs and not workflow.output_settings.dryrun:
+            raise ConfigError(
+                f"{len(missing_inputs)} file(s) or folder(s) the config names do not exist "
+                "(the notes above); put them there or drop what needs them"
+            )
         check_config(
             config,
             # once per dataset, however many n-shot tasks use it
@@ -89,11 +94,6 @@ onstart:
         except ConfigError as error:
             raise WorkflowError(f"invalid configuration: {error}") from None
     if workflow.is_main_process:
-        if MISSING_INPUTS:
-            raise WorkflowError(
-                f"invalid configuration: {len(MISSING_INPUTS)} file(s) or folder(s) the config "
-                "names do not exist (the notes above); put them there or drop what needs them"
-            )
         claim_results_root(RESULTS, workflow.overwrite_configfiles)
 
 
