@@ -1,6 +1,7 @@
 """imprint-workflow: weight imprinting (GEN + NORM + AGG) on frozen foundation models.
 
-Stages, each cached on disk under results/: datasets -> models -> embeddings -> tasks ->
+Stages, each cached on disk under the config's results folder (key `results`; results/ for
+config.yaml): datasets -> models -> embeddings -> tasks ->
 imprinting -> nc1 -> statistics -> figures, and models -> low-shot (Qi et al.) -> figures.
 See README.md; `snakemake --report report.html` after a run gathers every figure and table
 with its caption.

@@ -316,7 +316,7 @@ class FolderScan:
 
 def scan_image_folder(folder: Path, skip_unreadable: bool, checked_file: Path | None = None):
     """The classes and images of one class-per-folder tree, each image file checked to open
-    (``backbone.unreadable_images``; verdicts kept in ``checked_file`` by path, size and
+    (``images.unreadable_images``; verdicts kept in ``checked_file`` by path, size and
     modification time, so that a folder is read once, not at every DAG build). With
     ``skip_unreadable`` the files that cannot be read are left out of ``samples`` (and listed
     in ``unreadable``); without it they stay in and the caller refuses the folder."""
@@ -394,7 +394,7 @@ class ImageFolderDataset(_FolderSource):
         return {split: spec[split] for split in SPLITS if split in spec}
 
     def splits(
-        self, spec, key: str = "dataset", checked_folder: Path | None = None
+        self, spec, key: str = "datasets.<name>", checked_folder: Path | None = None
     ) -> tuple[list[str], dict[str, list[tuple[str, int]]], list[str]]:
         """Classes, the train and test samples, and notes (files left out): what the dataset
         job lists, checked as :meth:`check` describes. Raises ``ValueError`` naming ``key``."""

@@ -76,6 +76,54 @@ def test_nan_embeddings_stop_imprinting_with_the_file_named(tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_train_and_test_embeddings_of_different_widths_stop_imprinting_naming_both(tmp_path):
+    labels = np.arange(20) % 2
+    save_arrays(tmp_path / "train.npz", embeddings=np.ones((20, 16)), labels=labels)
+    save_arrays(tmp_path / "test.npz", embeddings=np.ones((6, 8)), labels=labels[:6])
+    save_arrays(
+        tmp_path / "task.npz",
+        train_index=np.arange(20),
+        train_label=labels,
+        test_index=np.arange(6),
+        test_label=labels[:6],
+    )
+    grid = dict(gen=["mean"], k=[1], norm_pre=["l2"], norm_post=["l2"], norm_inf=["l2"])
+    with pytest.raises(
+        ValueError,
+        match=rf"^{tmp_path / 'train.npz'} holds 16-d embeddings but {tmp_path / 'test.npz'} 8-d",
+    ):
+        run_imprinting(
+            *(str(tmp_path / name) for name in ("train.npz", "test.npz", "task.npz")),
+            {**grid, "agg": ["max"], "m": [1]},
+            1e-4,
+            "m",
+            "t",
+            0,
+            str(tmp_path / "out.csv"),
+            str(tmp_path / "time.csv"),
+        )
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_failed_jobs_log_ends_with_one_line_and_its_traceback_is_beside_it(tmp_path):
+    from imprint.stages import logged
+
+    log = tmp_path / "logs" / "job.log"
+    with pytest.raises(SystemExit) as exited, logged(log):
+        raise ValueError("photos/cat.png: cannot be decoded\n(truncated)")
+    assert exited.value.code == 1
+    lines = log.read_text().splitlines()
+    assert lines[-1] == "Error: photos/cat.png: cannot be decoded (truncated)"
+    assert "Traceback" not in log.read_text()
+    assert "ValueError: photos/cat.png" in (tmp_path / "logs" / "job.log.traceback").read_text()
+    with pytest.raises(SystemExit), logged(log):
+        raise KeyError("model")  # not one of the library's own: its type is named
+    assert log.read_text().splitlines()[-1] == "Error: KeyError: 'model'"
+    with logged(log):  # a successful attempt leaves no stale traceback
+        pass
+    assert not (tmp_path / "logs" / "job.log.traceback").exists()
+
+
 def test_inf_embeddings_are_refused_by_the_classifier():
     x = np.ones((4, 2))
     x[0, 0] = np.inf
