@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from imprint.config import validate_model_spec
-from imprint.images import unreadable_images
+from imprint.images import IMAGE_EXTENSIONS, unreadable_images
 from imprint.models import model_input_files, model_source
 
 #: File extensions read as images (torchvision's ImageFolder's).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 class ImageError(ValueError):

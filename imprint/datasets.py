@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from imprint.images import IMAGE_EXTENSIONS, unreadable_images
 from imprint.io import load_arrays, read_manifest, save_arrays, write_manifest
 
 SPLITS = ("train", "test")
@@ -320,10 +321,9 @@ def scan_image_folder(folder: Path, skip_unreadable: bool, checked_file: Path | 
     modification time, so that a folder is read once, not at every DAG build). With
     ``skip_unreadable`` the files that cannot be read are left out of ``samples`` (and listed
     in ``unreadable``); without it they stay in and the caller refuses the folder."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
-    classes, class_to_index = find_classes(str(folder))
-    found = make_dataset(str(folder), class_to_index, extensions=IMG_EXTENSIONS, allow_empty=True)
+    found, classes = [], _class_folder_names(folder)
+    for index, name in enumerate(classes):
+        found += [(path, index) for path in _image_files_under(folder / name)]
     listed = {path for path, _ in found}
     other_files = sorted(
         str(Path(root, name))
@@ -342,6 +342,24 @@ def scan_image_folder(folder: Path, skip_unreadable: bool, checked_file: Path | 
     return FolderScan(classes, samples, unreadable, other_files)
 
 
+# torchvision's ImageFolder listing (find_classes, make_dataset), by hand in a few lines:
+# importing torchvision takes 2.4 s, which every DAG build would pay for this check alone.
+def _class_folder_names(folder: Path) -> list[str]:
+    """Sorted names of the sub-folders, as ``torchvision.datasets.folder.find_classes``."""
+    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+
+
+def _image_files_under(folder: Path) -> list[str]:
+    """Image files (by extension) under ``folder``, in ``make_dataset``'s order: walked with
+    links followed, folders sorted, file names sorted within each."""
+    return [
+        os.path.join(root, name)
+        for root, _, names in sorted(os.walk(folder, followlinks=True))
+        for name in sorted(names)
+        if name.lower().endswith(IMAGE_EXTENSIONS)
+    ]
+
+
 #: path -> [size, mtime_ns, why it cannot be opened or ''], for this process (a DAG build
 #: lists a folder for its checks and again for the task checks).
 _CHECKED_IMAGES: dict[str, list] = {}
@@ -350,7 +368,6 @@ _CHECKED_IMAGES: dict[str, list] = {}
 def _image_verdicts(paths: list[str], checked_file: Path | None) -> dict[str, str]:
     """Path -> why PIL cannot open it ('' where it can), from ``checked_file`` for the files
     whose size and modification time it recorded."""
-    from imprint.images import unreadable_images
     from imprint.io import atomic_path
 
     known = dict(_CHECKED_IMAGES)
@@ -407,14 +424,11 @@ class ImageFolderDataset(_FolderSource):
                     f"{where}: folder {folder} does not exist; it should hold one sub-folder "
                     "of images per class"
                 )
-            try:
-                scan = scan_image_folder(
-                    folder,
-                    spec.get("skip_unreadable", False),
-                    checked_folder / f"images_checked_{split}.json" if checked_folder else None,
-                )
-            except FileNotFoundError:  # torchvision: no sub-folder at all
-                scan = FolderScan([], [], [], [])
+            scan = scan_image_folder(
+                folder,
+                spec.get("skip_unreadable", False),
+                checked_folder / f"images_checked_{split}.json" if checked_folder else None,
+            )
             if len(scan.classes) < 2:
                 raise ValueError(
                     f"{where}: {folder} holds {len(scan.classes)} class folder(s) "
@@ -433,7 +447,7 @@ class ImageFolderDataset(_FolderSource):
                 empty = scan.classes[int(np.flatnonzero(counts == 0)[0])]
                 raise ValueError(
                     f"{where}: class folder {folder / empty} holds no readable images "
-                    f"(extensions {', '.join(sorted(_image_extensions()))})"
+                    f"(extensions {', '.join(sorted(IMAGE_EXTENSIONS))})"
                 )
             notes += [
                 f"{where}: left out (cannot be read): {path} ({why})"
@@ -507,12 +521,6 @@ class ImageFolderDataset(_FolderSource):
         for note in notes:
             log.warning(note)
         self._write_listing(root, splits, {"source": "image_folder", "classes": classes})
-
-
-def _image_extensions() -> tuple[str, ...]:
-    from torchvision.datasets.folder import IMG_EXTENSIONS
-
-    return IMG_EXTENSIONS
 
 
 class ImageNetValidation(_FolderSource):

@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+#: The file name endings of images, those of torchvision's ImageFolder (``IMG_EXTENSIONS``).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
 
 def unreadable_images(paths: Sequence[Path]) -> list[tuple[Path, str]]:
     """The images among ``paths`` that PIL cannot open, with why: checked before any network

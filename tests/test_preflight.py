@@ -143,7 +143,7 @@ def test_the_images_are_opened_once_and_their_verdicts_kept(tmp_path, monkeypatc
     opened = []
     original = imprint.images.unreadable_images
     monkeypatch.setattr(
-        imprint.images, "unreadable_images", lambda paths: opened.extend(paths) or original(paths)
+        imprint.datasets, "unreadable_images", lambda paths: opened.extend(paths) or original(paths)
     )
     check_inputs(config, tmp_path / "cache")
     assert opened == []
