@@ -245,8 +245,12 @@ def validate_config(config: dict[str, Any], schema_file: str | Path = SCHEMA_FIL
 
 
 #: Mappings whose order is part of their value (key paths; ``*`` is any key): a comparison's
-#: configurations are tabulated and drawn in the order the config gives them.
-ORDERED_MAPPINGS = (("comparisons", "*", "configurations"),)
+#: configurations are tabulated and drawn in the order the config gives them, and each one's
+#: factors are listed in the report as written.
+ORDERED_MAPPINGS = (
+    ("comparisons", "*", "configurations"),
+    ("comparisons", "*", "configurations", "*"),
+)
 
 
 def sort_mappings(config: dict[str, Any], path: tuple[str, ...] = ()) -> None:

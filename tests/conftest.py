@@ -80,7 +80,9 @@ LONGEST_FIRST = (
     "test_pretrained_fm",
     "test_slurm",
     "test_workflow_configs",
+    "test_workflow_reliability",
     "test_workflow_code_edits",
+    "test_semantic_mutations",
 )
 
 
