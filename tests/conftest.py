@@ -82,7 +82,6 @@ LONGEST_FIRST = (
     "test_workflow_configs",
     "test_workflow_reliability",
     "test_workflow_code_edits",
-    "test_semantic_mutations",
 )
 
 

@@ -59,7 +59,6 @@ def test_precomputed_embeddings_run_through_tasks_imprinting_and_nc1(tmp_path):
 
     # A precomputed file rewritten after the run reruns from its dataset on ...
     targets = ["results/tables/imprinting.csv", "--configfile", "pre.yaml"]
-    assert planned_jobs(tmp_path, *targets) == {}
     np.savez(
         tmp_path / "raw.npz",
         train_embeddings=(x[::2] + 1).astype(np.float32),
@@ -76,11 +75,10 @@ def test_precomputed_embeddings_run_through_tasks_imprinting_and_nc1(tmp_path):
     for job in embeddings_jobs:
         assert "threads:" not in job or "threads: 1" in job
         assert int(re.search(r"mem_mb=(\d+)", job).group(1)) <= 1000
-    # ... and one that disappears stops the run before any job (a dry run lists it and plans)
+    # ... and one that disappears stops the run before any job, though every output exists
+    # (a dry run lists it and plans on: test_the_paper_config_builds_its_dag_offline)
     (tmp_path / "raw.npz").unlink()
     missing = f"config key 'datasets.feats.models.raw': {tmp_path / 'raw.npz'} does not exist"
-    dry = snakemake(tmp_path, "--dry-run", *targets)
-    assert missing in dry.stderr and "Nothing to be done" in dry.stdout
     before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "results").rglob("*.npz"))
     stopped = snakemake(tmp_path, *targets, check=False)
     assert stopped.returncode != 0 and missing in stopped.stderr
