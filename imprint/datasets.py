@@ -691,22 +691,34 @@ class PrecomputedEmbeddings:
     def requires(self, spec):
         return []
 
+    @classmethod
+    def read(cls, path: str | Path) -> dict[str, np.ndarray]:
+        """The four arrays of a precomputed file or folder."""
+        return cls._four_arrays(path, lambda f: np.load(f, allow_pickle=False), load_arrays)
+
+    @classmethod
+    def shapes(cls, path: str | Path) -> dict[str, tuple[int, ...]]:
+        """The shapes of the four arrays of a precomputed file or folder, from headers only."""
+        return cls._four_arrays(path, lambda f: np.load(f, mmap_mode="r").shape, npz_shapes)
+
     @staticmethod
-    def read(path: str | Path) -> dict[str, np.ndarray]:
+    def _four_arrays(path: str | Path, from_npy: Callable, from_npz: Callable) -> dict[str, Any]:
+        """``from_npy`` of each of the four ``.npy`` files of a folder, or the four arrays'
+        entries of ``from_npz`` of an ``.npz`` file; a missing one is named."""
         path = Path(path).expanduser()
         names = [f"{split}_{kind}" for split in SPLITS for kind in ("embeddings", "labels")]
         if path.is_dir():
             missing = [name for name in names if not (path / f"{name}.npy").is_file()]
             if missing:
                 raise DatasetUnavailable(f"{path}: missing {[f'{m}.npy' for m in missing]}")
-            return {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in names}
+            return {name: from_npy(path / f"{name}.npy") for name in names}
         if not path.is_file():
             raise DatasetUnavailable(f"{path}: precomputed embeddings not found")
-        arrays = load_arrays(path)
-        missing = [name for name in names if name not in arrays]
+        found = from_npz(path)
+        missing = [name for name in names if name not in found]
         if missing:
-            raise ValueError(f"{path}: has no arrays {missing} (it has {sorted(arrays)})")
-        return arrays
+            raise ValueError(f"{path}: has no arrays {missing} (it has {sorted(found)})")
+        return found
 
     def named_paths(self, spec) -> dict[str, str]:
         return {f"models.{model}": path for model, path in spec["models"].items()}
@@ -747,24 +759,6 @@ class PrecomputedEmbeddings:
                     f"{test}-d; both splits must come from the same model"
                 )
         return []
-
-    @classmethod
-    def shapes(cls, path: str | Path) -> dict[str, tuple[int, ...]]:
-        """The shapes of the four arrays of a precomputed file or folder, from headers only."""
-        path = Path(path).expanduser()
-        names = [f"{split}_{kind}" for split in SPLITS for kind in ("embeddings", "labels")]
-        if path.is_dir():
-            missing = [name for name in names if not (path / f"{name}.npy").is_file()]
-            if missing:
-                raise DatasetUnavailable(f"{path}: missing {[f'{m}.npy' for m in missing]}")
-            return {name: np.load(path / f"{name}.npy", mmap_mode="r").shape for name in names}
-        if not path.is_file():
-            raise DatasetUnavailable(f"{path}: precomputed embeddings not found")
-        shapes = npz_shapes(path)
-        missing = [name for name in names if name not in shapes]
-        if missing:
-            raise ValueError(f"{path}: has no arrays {missing} (it has {sorted(shapes)})")
-        return shapes
 
     def prepare(self, spec, root, resolve):
         self.check(spec, f"datasets.{root.name}")

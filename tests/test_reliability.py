@@ -39,17 +39,18 @@ def test_a_missing_file_is_named(tmp_path):
         load_arrays(tmp_path / "nowhere.npz")
 
 
-def test_nan_embeddings_stop_imprinting_with_the_file_named(tmp_path):
-    x = np.ones((20, 4))
-    x[3, 1] = np.nan
-    save_arrays(tmp_path / "train.npz", embeddings=x, labels=np.arange(20) % 2)
-    save_arrays(tmp_path / "test.npz", embeddings=np.ones((6, 4)), labels=np.arange(6) % 2)
+def imprint_embeddings(tmp_path, train, test):
+    """run_imprinting of a one-configuration grid on these train and test embeddings (two
+    classes, every row in the task), with its files in ``tmp_path``."""
+    train_labels, test_labels = np.arange(len(train)) % 2, np.arange(len(test)) % 2
+    save_arrays(tmp_path / "train.npz", embeddings=train, labels=train_labels)
+    save_arrays(tmp_path / "test.npz", embeddings=test, labels=test_labels)
     save_arrays(
         tmp_path / "task.npz",
-        train_index=np.arange(20),
-        train_label=np.arange(20) % 2,
-        test_index=np.arange(6),
-        test_label=np.arange(6) % 2,
+        train_index=np.arange(len(train)),
+        train_label=train_labels,
+        test_index=np.arange(len(test)),
+        test_label=test_labels,
     )
     grid = {
         "gen": ["mean"],
@@ -60,48 +61,32 @@ def test_nan_embeddings_stop_imprinting_with_the_file_named(tmp_path):
         "agg": ["max"],
         "m": [1],
     }
+    run_imprinting(
+        *(str(tmp_path / name) for name in ("train.npz", "test.npz", "task.npz")),
+        grid,
+        1e-4,
+        "m",
+        "t",
+        0,
+        str(tmp_path / "out.csv"),
+        str(tmp_path / "time.csv"),
+    )
+
+
+def test_nan_embeddings_stop_imprinting_with_the_file_named(tmp_path):
+    x = np.ones((20, 4))
+    x[3, 1] = np.nan
     with pytest.raises(ValueError, match="train.npz: embeddings contain NaN or inf"):
-        run_imprinting(
-            str(tmp_path / "train.npz"),
-            str(tmp_path / "test.npz"),
-            str(tmp_path / "task.npz"),
-            grid,
-            1e-4,
-            "m",
-            "t",
-            0,
-            str(tmp_path / "out.csv"),
-            str(tmp_path / "time.csv"),
-        )
+        imprint_embeddings(tmp_path, x, np.ones((6, 4)))
     assert not (tmp_path / "out.csv").exists()
 
 
 def test_train_and_test_embeddings_of_different_widths_stop_imprinting_naming_both(tmp_path):
-    labels = np.arange(20) % 2
-    save_arrays(tmp_path / "train.npz", embeddings=np.ones((20, 16)), labels=labels)
-    save_arrays(tmp_path / "test.npz", embeddings=np.ones((6, 8)), labels=labels[:6])
-    save_arrays(
-        tmp_path / "task.npz",
-        train_index=np.arange(20),
-        train_label=labels,
-        test_index=np.arange(6),
-        test_label=labels[:6],
-    )
-    grid = dict(gen=["mean"], k=[1], norm_pre=["l2"], norm_post=["l2"], norm_inf=["l2"])
     with pytest.raises(
         ValueError,
         match=rf"^{tmp_path / 'train.npz'} holds 16-d embeddings but {tmp_path / 'test.npz'} 8-d",
     ):
-        run_imprinting(
-            *(str(tmp_path / name) for name in ("train.npz", "test.npz", "task.npz")),
-            {**grid, "agg": ["max"], "m": [1]},
-            1e-4,
-            "m",
-            "t",
-            0,
-            str(tmp_path / "out.csv"),
-            str(tmp_path / "time.csv"),
-        )
+        imprint_embeddings(tmp_path, np.ones((20, 16)), np.ones((6, 8)))
     assert not (tmp_path / "out.csv").exists()
 
 
