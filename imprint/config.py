@@ -620,12 +620,20 @@ def check_config(
 def _check_lowshot(
     config: Mapping[str, Any], train_labels: Callable[[str], np.ndarray | None] | None
 ) -> None:
-    """Low-shot tasks: their models, dataset and classes exist and fit together, the largest n
-    fits every novel class, and the scope and methods suit every model."""
-    from imprint.lowshot import FINE_TUNABLE_SOURCES, lowshot_scope, task_base_classes, task_dataset
+    """Low-shot tasks: their models, dataset and classes exist and fit together (class
+    selectors resolved where the classes are known before any job), the largest n fits every
+    novel class, and the scope, embedding layer and methods suit every model."""
+    from imprint.lowshot import (
+        FINE_TUNABLE_SOURCES,
+        embedding_dims,
+        lowshot_scope,
+        task_base_classes,
+        task_dataset,
+    )
 
     section = config.get("lowshot", {})
     methods = section.get("methods", [])
+    with_layer = bool(embedding_dims(section))
     for name, spec in section.get("tasks", {}).items():
         key = f"lowshot.tasks.{name}"
         datasets, bases = set(), set()
@@ -639,9 +647,9 @@ def _check_lowshot(
                 _fail(f"{key}.dataset", f"needed: model {model!r} is not trained on a dataset")
             datasets.add(dataset)
             base = task_base_classes(spec, model_spec)
-            if not base:
+            if base is None:
                 _fail(f"{key}.base_classes", f"needed: model {model!r} has no base classes")
-            bases.add(tuple(base))
+            bases.add(repr(base))
             if source == "base_cnn" and (
                 dataset != model_spec["dataset"] or base != list(model_spec["base_classes"])
             ):
@@ -649,6 +657,12 @@ def _check_lowshot(
                     f"{key}.base_classes",
                     f"model {model!r} was trained on classes {model_spec['base_classes']} of "
                     f"{model_spec['dataset']!r}; its low-shot base classes must be those",
+                )
+            if source == "base_cnn" and with_layer:
+                _fail(
+                    "lowshot.embedding_dim",
+                    f"model {model!r} is a base_cnn, whose network has its own embedding layer "
+                    f"(models.{model}.embedding_dim); leave lowshot.embedding_dim out for it",
                 )
             scope = lowshot_scope(section["scope"], model_spec)
             if scope == "full" and source not in FINE_TUNABLE_SOURCES:
@@ -659,33 +673,49 @@ def _check_lowshot(
                 )
             if "imprint_aug" in methods and source == "precomputed":
                 _fail("lowshot.methods", f"imprint_aug needs images; model {model!r} has none")
-            if "all_class_joint" in methods and scope == "full" and source != "base_cnn":
+            if (
+                "all_class_joint" in methods
+                and scope == "full"
+                and source != "base_cnn"
+                and not with_layer
+            ):
                 _fail(
                     "lowshot.methods",
-                    f"all_class_joint with 'full' scope trains from scratch, which only a "
-                    f"base_cnn can; model {model!r} is {source} (use scope 'head')",
-                )
-            n_classes = len(base) + len(spec["novel_classes"])
-            if section["batch_size"] < n_classes:
-                _fail(
-                    "lowshot.batch_size",
-                    f"{section['batch_size']} is less than the {n_classes} classes of task "
-                    f"{name!r}: mini-batches could not hold every class",
+                    f"all_class_joint with 'full' scope trains from scratch what base training "
+                    f"learnt, which for model {model!r} ({source}) is only a classifier on its "
+                    "embedding: use scope 'head', or add an embedding layer (embedding_dim)",
                 )
         if len(datasets) > 1:
             _fail(f"{key}.dataset", f"its models train on different datasets {sorted(datasets)}")
         if len(bases) > 1:
             _fail(f"{key}.base_classes", f"its models have different base classes {sorted(bases)}")
+        paper = spec.get("paper", {})
+        for metric in ("novel_accuracy", "all_accuracy"):
+            for method, values in paper.get(metric, {}).items():
+                if len(values) != len(paper["n_shot"]):
+                    _fail(
+                        f"{key}.paper.{metric}.{method}",
+                        f"{len(values)} values for the {len(paper['n_shot'])} n of "
+                        f"paper.n_shot {paper['n_shot']}",
+                    )
         dataset = datasets.pop()
         available = _class_ids(config, dataset, f"{key}.dataset", train_labels)
-        overlap = sorted(set(base) & set(spec["novel_classes"]))
-        if overlap:
-            _fail(f"{key}.novel_classes", f"{overlap} are also base classes")
-        _check_classes(base, available, dataset, f"{key}.base_classes")
-        _check_classes(spec["novel_classes"], available, dataset, f"{key}.novel_classes")
         labels = train_labels(dataset) if train_labels is not None else None
+        base = _selected(base, f"{key}.base_classes", available, labels)
+        novel = _selected(spec["novel_classes"], f"{key}.novel_classes", available, labels)
+        if base is None or novel is None:
+            continue  # a selector of classes only known with the data: resolved by the job
+        overlap = sorted(set(base) & set(novel))
+        if overlap:
+            _fail(
+                f"{key}.novel_classes",
+                f"{overlap if len(overlap) <= 10 else f'{len(overlap)} classes'} are also "
+                "base classes",
+            )
+        _check_classes(base, available, dataset, f"{key}.base_classes")
+        _check_classes(novel, available, dataset, f"{key}.novel_classes")
         if labels is not None:
-            counts = {int(c): int((labels == c).sum()) for c in spec["novel_classes"]}
+            counts = {int(c): int((labels == c).sum()) for c in novel}
             smallest = min(counts, key=counts.__getitem__)
             if max(spec["n_shot"]) > counts[smallest]:
                 _fail(
@@ -693,6 +723,22 @@ def _check_lowshot(
                     f"{max(spec['n_shot'])} exceeds the {counts[smallest]} train examples of "
                     f"novel class {smallest}",
                 )
+
+
+def _selected(
+    selector: Any, key: str, available: list[int] | None, labels: np.ndarray | None
+) -> list[int] | None:
+    """The classes of a list or class selector, None where only the data will tell."""
+    from imprint.tasks import needs_train_labels, select_classes
+
+    if isinstance(selector, list):
+        return selector
+    if available is None or (needs_train_labels(selector) and labels is None):
+        return None
+    try:
+        return select_classes(selector, available, labels)
+    except ValueError as error:
+        _fail(key, str(error))
 
 
 def lowshot_runs(config: Mapping[str, Any]) -> list[tuple[str, str, int]]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from imprint.gen import GEN_METHODS
-from imprint.lowshot import TRAINED_METHODS
+from imprint.lowshot import METHODS, TRAINED_METHODS, embedding_dims
 from imprint.stats import GROUP, POSTHOC_TESTS, ComparisonResult
 
 NORMS = ["norm_pre", "norm_post", "norm_inf"]
@@ -26,6 +26,10 @@ NORMS = ["norm_pre", "norm_post", "norm_inf"]
 NC1_VS_GAIN_K = (5, 20)
 #: The few-shot figure's curves: k-means with these k, and GEN all ("k = n").
 FEW_SHOT_K = (1, 5, 20)
+#: The embedding-dimension figure's curves (Qi et al.'s Fig. 7): these methods at these n
+#: (those the config runs; else its smallest n).
+EMBEDDING_DIM_METHODS = ("imprint", "all_class_joint")
+EMBEDDING_DIM_N_SHOT = (1, 5)
 
 
 def pyplot():
@@ -101,6 +105,13 @@ def figure_plan(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         lowshot_plan["lowshot"] = {}
         if any(method in TRAINED_METHODS for method in lowshot["methods"]):
             lowshot_plan["finetune_curves"] = {}
+        compared = [m for m in EMBEDDING_DIM_METHODS if m in lowshot["methods"]]
+        if len(embedding_dims(lowshot)) > 1 and compared:
+            n_values = {n for task in lowshot["tasks"].values() for n in task["n_shot"]}
+            lowshot_plan["embedding_dim"] = {
+                "n_shot": sorted(n_values & set(EMBEDDING_DIM_N_SHOT)) or [min(n_values)],
+                "methods": compared,
+            }
     models = options.get("models") or sorted(config["models"])
     plain = [
         task
@@ -528,14 +539,7 @@ def plot_d_in_1(
 
 
 #: Qi et al.'s names of the low-shot methods, for legends.
-LOWSHOT_LABELS = {
-    "rand_noft": "Rand-noFT",
-    "imprint": "Imprinting",
-    "imprint_aug": "Imprinting+Aug",
-    "rand_ft": "Rand+FT",
-    "imprint_ft": "Imprinting+FT",
-    "all_class_joint": "AllClassJoint",
-}
+LOWSHOT_LABELS = {name: method.label for name, method in METHODS.items()}
 LOWSHOT_METRICS = {"novel_accuracy": "novel classes", "all_accuracy": "all classes"}
 
 
@@ -544,14 +548,28 @@ def _lowshot_colours() -> dict[str, Any]:
     return {method: cycle[i] for i, method in enumerate(LOWSHOT_LABELS)}
 
 
+def _lowshot_groups(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """A low-shot table's rows per (model, task, scope, init, embedding layer), each with its
+    panel title."""
+    keys = ["model", "task", "scope", "init"]
+    layer = table["embedding_dim"] if "embedding_dim" in table else pd.Series(pd.NA, table.index)
+    groups = []
+    for (model, task, scope, init, dim), rows in table.assign(_dim=layer.astype("Int64")).groupby(
+        [*keys, "_dim"], sort=True, dropna=False
+    ):
+        layer_title = "" if pd.isna(dim) else f", {int(dim)}-d layer"
+        groups.append((f"{model} / {task} ({scope}, init {init}{layer_title})", rows))
+    return groups
+
+
 def plot_lowshot(lowshot_summary: pd.DataFrame) -> Any:
     """Qi et al.'s Tables 1-2 as a figure: accuracy against n (examples per novel class) per
     method, novel classes (left) and all classes (right), one row per (model, low-shot task);
     means over seeds with ± one standard deviation bars, final epoch of the trained methods."""
-    groups = list(lowshot_summary.groupby(["model", "task", "scope", "init"], sort=True))
+    groups = _lowshot_groups(lowshot_summary)
     fig, axes = _grid(max(len(groups), 1), 2, width=3.8, height=2.9)
     colours = _lowshot_colours()
-    for row, ((model, task, scope, init), rows) in enumerate(groups):
+    for row, (where, rows) in enumerate(groups):
         ns = sorted(rows["n_shot"].unique())
         for column, (metric, label) in enumerate(LOWSHOT_METRICS.items()):
             ax = axes[row, column]
@@ -571,7 +589,7 @@ def plot_lowshot(lowshot_summary: pd.DataFrame) -> Any:
             ax.set_ylim(0, 1)
             ax.set_xlabel("n (examples per novel class)")
             ax.set_ylabel(f"accuracy, {label}")
-            ax.set_title(f"{model} / {task} ({scope}, init {init})", fontsize=8)
+            ax.set_title(where, fontsize=8)
             ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=6, fontsize=7)
@@ -584,13 +602,12 @@ def plot_finetune_curves(lowshot: pd.DataFrame) -> Any:
     methods that train, one column per n and one row per (model, low-shot task, metric);
     means over seeds with ± one standard deviation bands."""
     trained = lowshot[lowshot["epoch"].notna()]
-    groups = list(trained.groupby(["model", "task", "scope", "init"], sort=True))
+    groups = _lowshot_groups(trained)
     ns = sorted(trained["n_shot"].unique())
     rows_needed = max(len(groups) * len(LOWSHOT_METRICS), 1)
     fig, axes = _grid(rows_needed, max(len(ns), 1), width=2.6, height=2.2)
     colours = _lowshot_colours()
-    for g, ((model, task, scope, init), rows) in enumerate(groups):
-        where = f"{model} / {task} ({scope}, init {init})"
+    for g, (where, rows) in enumerate(groups):
         for m, (metric, label) in enumerate(LOWSHOT_METRICS.items()):
             for column, n in enumerate(ns):
                 ax = axes[g * len(LOWSHOT_METRICS) + m, column]
@@ -617,6 +634,55 @@ def plot_finetune_curves(lowshot: pd.DataFrame) -> Any:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7)
     fig.suptitle("Fine-tuning curves (Qi et al., Figures 3-4)", fontsize=10)
+    return fig
+
+
+def plot_embedding_dim(
+    lowshot_summary: pd.DataFrame, n_shot: Sequence[int], methods: Sequence[str]
+) -> Any:
+    """Qi et al.'s Fig. 7: accuracy against the embedding layer's dimension D for ``methods``
+    (Imprinting and AllClassJoint) at each n of ``n_shot`` (1 and 5), novel classes (left) and
+    all classes (right), one row per (model, low-shot task); means over seeds, ± one standard
+    deviation, final epoch of the trained methods."""
+    selected = lowshot_summary[
+        lowshot_summary["embedding_dim"].notna()
+        & lowshot_summary["method"].isin(methods)
+        & lowshot_summary["n_shot"].isin(n_shot)
+    ]
+    groups = list(selected.groupby(["model", "task", "scope", "init"], sort=True))
+    fig, axes = _grid(max(len(groups), 1), 2, width=3.8, height=2.9)
+    colours = _lowshot_colours()
+    styles = ["-", "--", ":", "-."]
+    for row, ((model, task, scope, init), rows) in enumerate(groups):
+        dims = sorted(int(d) for d in rows["embedding_dim"].unique())
+        for column, (metric, label) in enumerate(LOWSHOT_METRICS.items()):
+            ax = axes[row, column]
+            for method in [m for m in LOWSHOT_LABELS if m in methods]:
+                for i, n in enumerate(sorted(n_shot)):
+                    own = rows[(rows["method"] == method) & (rows["n_shot"] == n)]
+                    own = own.sort_values("embedding_dim")
+                    ax.errorbar(
+                        own["embedding_dim"].astype(int),
+                        own[f"{metric}_mean"],
+                        yerr=own[f"{metric}_std"].fillna(0),
+                        color=colours[method],
+                        linestyle=styles[i % len(styles)],
+                        marker="o",
+                        markersize=3,
+                        capsize=2,
+                        label=f"{LOWSHOT_LABELS[method]}, n = {n}",
+                    )
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(dims, [str(d) for d in dims])
+            ax.minorticks_off()
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("D (embedding layer outputs)")
+            ax.set_ylabel(f"accuracy, {label}")
+            ax.set_title(f"{model} / {task} ({scope}, init {init})", fontsize=8)
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=7)
+    fig.suptitle("Accuracy against embedding dimension (Qi et al., Fig. 7)", fontsize=10)
     return fig
 
 
@@ -827,11 +893,23 @@ bars ± one standard deviation over tasks.""",
 Low-shot learning as in Qi et al. (CVPR 2018): top-1 accuracy among all (base + novel) classes
 against n, the examples per novel class, for each configured method: Rand-noFT (random novel
 weights), Imprinting (normalised mean of normalised embeddings), Imprinting+Aug, Rand+FT and
-Imprinting+FT (fine-tuned from random / imprinted novel weights) and AllClassJoint (trained
-from scratch on the same data). Left: test examples of the novel classes (Qi et al.'s Table 1);
+Imprinting+FT (fine-tuned from random / imprinted novel weights), AllClassJoint (trained
+from scratch on the same data) and Nearest neighbour (every novel example's embedding stored,
+Qi et al.'s Fig. 6). Left: test examples of the novel classes (Qi et al.'s Table 1);
 right: of all classes (Table 2). Means over seeds, bars ± one standard deviation; fine-tuned
 methods at their final epoch. Qi et al. report Imprinting far above Rand-noFT, Imprinting+FT at
 or above Rand+FT for small n, and little gain from augmentation.""",
+    ),
+    "embedding_dim": Figure(
+        plot_embedding_dim,
+        {"lowshot_summary": "lowshot_summary"},
+        """\
+Qi et al.'s Fig. 7: top-1 accuracy against D, the outputs of the fully connected embedding
+layer between the FM and the cosine classifier (one base network trained per D), for
+{methods} at n = {n_shot} examples per novel class (line styles). Left: test examples of the
+novel classes; right: of all classes. Means over seeds, bars ± one standard deviation;
+AllClassJoint at its final epoch. Qi et al. found imprinting best at small D and
+AllClassJoint gaining with D.""",
     ),
     "finetune_curves": Figure(
         plot_finetune_curves,
@@ -874,6 +952,8 @@ def figure_caption(figure: str, options: Mapping[str, Any]) -> str:
         tasks=", ".join(options.get("tasks", [])),
         series="; ".join(f"{name} ({', '.join(tasks)})" for name, tasks in series.items()),
         selection=options.get("selection", ""),
+        methods=", ".join(LOWSHOT_LABELS[m] for m in options.get("methods", [])),
+        n_shot=", ".join(map(str, options.get("n_shot", []))),
     )
 
 

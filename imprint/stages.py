@@ -404,23 +404,26 @@ def run_lowshot(
 ) -> None:
     """Qi et al.'s low-shot methods for one (model, low-shot task, seed); ``embeddings``: the
     cached ``train`` and ``test`` embeddings (read by the ``head`` scope only)."""
-    from imprint.datasets import all_split_labels, split_images
+    from imprint.datasets import all_split_labels, class_ids_of, split_images
     from imprint.lowshot import (
         LowShotData,
         LowShotOptions,
         lowshot_scope,
         results_table,
         run_seed,
-        task_base_classes,
+        task_classes,
     )
     from imprint.models import model_source, small_cnn
 
     scope = lowshot_scope(section["scope"], model_spec)
     options = LowShotOptions.from_config(section, scope, task_spec["n_shot"])
     labels = all_split_labels(dataset_spec, dataset_manifest)
+    base_classes, novel_classes = task_classes(
+        task_spec, model_spec, class_ids_of(dataset_spec, labels["train"]), labels["train"]
+    )
     data = LowShotData(
-        base_classes=task_base_classes(task_spec, model_spec),
-        novel_classes=list(task_spec["novel_classes"]),
+        base_classes=base_classes,
+        novel_classes=novel_classes,
         train_labels=labels["train"],
         test_labels=labels["test"],
     )
@@ -450,13 +453,17 @@ def run_lowshot(
             data.train_embeddings, data.test_embeddings, embeddings["train"], embeddings["test"]
         )
     log.info(
-        "low-shot %s on %s, seed %d: scope %s, init %s, base %s, novel %s, n %s, methods %s",
+        "low-shot %s on %s, seed %d: scope %s, init %s, embedding layer %s, %d base classes %s, "
+        "%d novel %s, n %s, methods %s",
         task,
         model,
         seed,
         scope,
         options.init,
+        list(options.embedding_dims) or "none",
+        len(data.base_classes),
         data.base_classes,
+        len(data.novel_classes),
         data.novel_classes,
         list(options.n_shot),
         list(options.methods),
@@ -468,10 +475,13 @@ def run_lowshot(
     write_table(table, out)
 
 
-def run_lowshot_summary(lowshot_table: str, out: str) -> None:
+def run_lowshot_summary(
+    lowshot_table: str, out: str, paper: Mapping[str, Mapping[str, Any]] | None = None
+) -> None:
+    """Qi et al.'s Tables 1-2; ``paper``: published accuracies per low-shot task, set beside."""
     from imprint.stats import lowshot_summary
 
-    write_table(lowshot_summary(read_table(lowshot_table)), out)
+    write_table(lowshot_summary(read_table(lowshot_table), paper), out)
 
 
 def run_concat(tables: Sequence[str], out: str) -> None:
@@ -492,8 +502,8 @@ def run_nc1_summary(nc1_table: str, out: str) -> None:
 
 
 def read_table(path: str) -> pd.DataFrame:
-    """A table from results/, with k, m and epoch as nullable integers where present (empty
-    where they do not apply), so that they stay integers when written again."""
+    """A table from results/, with k, m, epoch and embedding_dim as nullable integers where
+    present (empty where they do not apply), so that they stay integers when written again."""
     header = pd.read_csv(path, nrows=0).columns
     return pd.read_csv(
         path, dtype={column: "Int64" for column in ("k", "m", "epoch") if column in header}

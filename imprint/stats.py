@@ -477,17 +477,26 @@ def nc1_vs_gain(
     )
 
 
-def lowshot_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Qi et al.'s Tables 1-2 from a low-shot table: per (model, task, scope, init, method,
-    n_shot), the mean and standard deviation over seeds of the novel- and all-class accuracy,
-    at the final epoch for methods that train."""
+def lowshot_summary(
+    results: pd.DataFrame, paper: Mapping[str, Mapping[str, Any]] | None = None
+) -> pd.DataFrame:
+    """Qi et al.'s Tables 1-2 from a low-shot table: per (model, task, scope, init,
+    embedding_dim, method, n_shot), the mean and standard deviation over seeds of the novel-
+    and all-class accuracy, at the final epoch for methods that train.
+
+    ``paper``: per low-shot task, published accuracies to set beside this run's (the task's
+    ``paper`` entry: percent per metric and method, one value per n of ``n_shot``); with any,
+    the columns ``paper_novel_accuracy`` and ``paper_all_accuracy`` (fractions, empty where
+    nothing was published) follow the run's."""
     from imprint.lowshot import LOWSHOT_METHODS
 
-    keys = ["model", "task", "scope", "init", "method", "n_shot"]
+    # tables written before the embedding layer have no embedding_dim column
+    layer = ["embedding_dim"] if "embedding_dim" in results else []
+    keys = ["model", "task", "scope", "init", *layer, "method", "n_shot"]
     final = results.groupby(keys + ["seed"], dropna=False)["epoch"].transform("max")
     last = results[results["epoch"].isna() | (results["epoch"] == final)]
     summary = (
-        last.groupby(keys)
+        last.groupby(keys, dropna=False)
         .agg(
             novel_accuracy_mean=("novel_accuracy", "mean"),
             novel_accuracy_std=("novel_accuracy", "std"),
@@ -500,5 +509,26 @@ def lowshot_summary(results: pd.DataFrame) -> pd.DataFrame:
     )
     order = {method: position for position, method in enumerate(LOWSHOT_METHODS)}
     summary["method_order"] = summary["method"].map(order)
-    summary = summary.sort_values(["model", "task", "scope", "init", "method_order", "n_shot"])
-    return summary.drop(columns="method_order").reset_index(drop=True)
+    summary = summary.sort_values(
+        ["model", "task", "scope", "init", *layer, "method_order", "n_shot"]
+    )
+    summary = summary.drop(columns="method_order").reset_index(drop=True)
+    if any(paper.values() if paper else []):
+        for metric in ("novel_accuracy", "all_accuracy"):
+            summary[f"paper_{metric}"] = [
+                published_accuracy(paper.get(task), metric, method, n)
+                for task, method, n in zip(
+                    summary["task"], summary["method"], summary["n_shot"], strict=True
+                )
+            ]
+    return summary
+
+
+def published_accuracy(
+    paper: Mapping[str, Any] | None, metric: str, method: str, n_shot: int
+) -> float:
+    """A published accuracy as a fraction (NaN where the paper has none for this n)."""
+    if not paper or method not in paper.get(metric, {}) or n_shot not in paper["n_shot"]:
+        return float("nan")
+    value = paper[metric][method][paper["n_shot"].index(n_shot)]
+    return float("nan") if value is None else value / 100

@@ -3,4 +3,4 @@
 from imprint.stages import logged, run_lowshot_summary
 
 with logged(snakemake.log[0], snakemake.threads):
-    run_lowshot_summary(snakemake.input[0], snakemake.output[0])
+    run_lowshot_summary(snakemake.input[0], snakemake.output[0], snakemake.params.paper)

@@ -49,7 +49,8 @@ def shipped(path):
 
 def test_the_offline_default_draws_every_figure():
     plan = figure_plan(shipped("config.yaml"))
-    assert set(plan) == set(FIGURES) - {"layers"}  # no model with several layers there
+    # no model with several layers there, nor an embedding-dimension study (Qi et al.'s Fig. 7)
+    assert set(plan) == set(FIGURES) - {"layers", "embedding_dim"}
     assert plan["few_shot"]["series"] == {
         "novel": ["novel_1shot", "novel_5shot", "novel_20shot", "novel"]
     }
@@ -200,7 +201,9 @@ def synthetic_tables():
 
 def synthetic_lowshot(rng):
     rows = []
-    for seed, n, method in itertools.product([0, 1], [1, 5], ["imprint", "rand_ft", "imprint_ft"]):
+    for seed, n, method, dim in itertools.product(
+        [0, 1], [1, 5], ["imprint", "rand_ft", "imprint_ft"], [16, 64]
+    ):
         epochs = [pd.NA] if method == "imprint" else [0, 1, 2]
         for epoch in epochs:
             novel, overall = rng.uniform(0.2, 0.9, 2)
@@ -211,6 +214,7 @@ def synthetic_lowshot(rng):
                     seed=seed,
                     scope="head",
                     init="mean",
+                    embedding_dim=dim,
                     n_shot=n,
                     method=method,
                     epoch=epoch,
@@ -218,7 +222,7 @@ def synthetic_lowshot(rng):
                     all_accuracy=overall,
                 )
             )
-    return pd.DataFrame(rows).astype({"epoch": "Int64"})
+    return pd.DataFrame(rows).astype({"epoch": "Int64", "embedding_dim": "Int64"})
 
 
 @pytest.mark.parametrize("figure", sorted(FIGURES))
@@ -238,7 +242,12 @@ def test_every_figure_is_written_as_a_valid_pdf_and_png(figure, tmp_path):
             "norm_post": ["none", "l2"],
             "norm_inf": ["l2"],
         },
-        "lowshot": {"tasks": {"t": {}}, "methods": ["imprint", "rand_ft", "imprint_ft"]},
+        # two embedding layers, so that the embedding-dimension figure is planned too
+        "lowshot": {
+            "tasks": {"t": {"n_shot": [1, 5]}},
+            "methods": ["imprint", "rand_ft", "imprint_ft"],
+            "embedding_dim": [16, 64],
+        },
         "selection": {"method": "cv", "folds": 5, "validation_fraction": 0.2},
     }
     options = figure_plan(config)[figure]

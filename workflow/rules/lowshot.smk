@@ -65,6 +65,12 @@ rule lowshot_summary:
     conda:
         ENV
     params:
+        # published accuracies to set beside this run's, per low-shot task (Qi et al.'s Tables)
+        paper={
+            name: task["paper"]
+            for name, task in config["lowshot"]["tasks"].items()
+            if "paper" in task
+        },
         code=code("summarize_lowshot.py"),
     script:
         "../../scripts/summarize_lowshot.py"
