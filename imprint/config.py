@@ -636,7 +636,7 @@ def _check_lowshot(
     with_layer = bool(embedding_dims(section))
     for name, spec in section.get("tasks", {}).items():
         key = f"lowshot.tasks.{name}"
-        datasets, bases = set(), set()
+        datasets, bases, base_cnns = set(), set(), []
         for model in spec["models"]:
             if model not in config["models"]:
                 _fail(f"{key}.models", f"{model!r} is not defined under 'models'")
@@ -650,14 +650,8 @@ def _check_lowshot(
             if base is None:
                 _fail(f"{key}.base_classes", f"needed: model {model!r} has no base classes")
             bases.add(repr(base))
-            if source == "base_cnn" and (
-                dataset != model_spec["dataset"] or base != list(model_spec["base_classes"])
-            ):
-                _fail(
-                    f"{key}.base_classes",
-                    f"model {model!r} was trained on classes {model_spec['base_classes']} of "
-                    f"{model_spec['dataset']!r}; its low-shot base classes must be those",
-                )
+            if source == "base_cnn":
+                base_cnns.append(model)
             if source == "base_cnn" and with_layer:
                 _fail(
                     "lowshot.embedding_dim",
@@ -703,6 +697,16 @@ def _check_lowshot(
         labels = train_labels(dataset) if train_labels is not None else None
         base = _selected(base, f"{key}.base_classes", available, labels)
         novel = _selected(spec["novel_classes"], f"{key}.novel_classes", available, labels)
+        for model in base_cnns:
+            model_spec = config["models"][model]
+            if base is not None and (
+                dataset != model_spec["dataset"] or base != list(model_spec["base_classes"])
+            ):
+                _fail(
+                    f"{key}.base_classes",
+                    f"model {model!r} was trained on classes {model_spec['base_classes']} of "
+                    f"{model_spec['dataset']!r}; its low-shot base classes must be those",
+                )
         if base is None or novel is None:
             continue  # a selector of classes only known with the data: resolved by the job
         overlap = sorted(set(base) & set(novel))

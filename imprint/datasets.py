@@ -8,8 +8,10 @@ as PIL images or float CHW tensors in [0, 1]; the model's own preprocessing take
 Sources: ``sklearn_digits`` (offline, ships with scikit-learn), ``torchvision`` (MNIST,
 FashionMNIST, CIFAR10, SVHN, USPS: downloaded by torchvision, md5-checked), ``mnist_m`` (Ganin &
 Lempitsky's release, from a folder), ``imagenet_val`` (ImageNet-1K validation from its tarballs),
-``image_folder`` (any class-per-folder tree of the user's) and ``combine`` (several configured
-digit datasets pooled, e.g. CombiDigits).
+``image_folder`` (any class-per-folder tree of the user's), ``cub200`` (CUB-200-2011, the official
+split, optionally cropped to the birds' boxes), ``inaturalist`` (iNaturalist 2017-2021, the
+competitions' splits) and ``combine`` (several configured digit datasets pooled, e.g.
+CombiDigits).
 """
 
 from __future__ import annotations
@@ -590,6 +592,234 @@ class MnistM(_FolderSource):
         self._write_listing(root, splits, {"source": "mnist_m"})
 
 
+class _CroppedImages:
+    """Listed images, each cropped to its box ``(x, y, width, height)`` in pixels."""
+
+    def __init__(self, samples: list[tuple[str, int]], boxes: Mapping[str, list[float]]):
+        self.images, self.boxes = _ListedImages(samples), boxes
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        image, label = self.images[index]
+        x, y, width, height = self.boxes[self.images.samples[index][0]]
+        return image.crop((int(x), int(y), int(x + width), int(y + height))), label
+
+
+class Cub200(_FolderSource):
+    """Caltech-UCSD Birds-200-2011 (Wah et al., 2011) in its official layout: ``images.txt``
+    (image id, path under ``images/``), ``image_class_labels.txt`` (image id, class 1..200),
+    ``train_test_split.txt`` (image id, 1 = train) and ``classes.txt`` (class id, name), under
+    ``root`` or ``root/CUB_200_2011``. The official split (5,994 train, 5,794 test images);
+    class ids 0..199 in ``classes.txt``'s order, so ``{first: 100}`` are Qi et al.'s base
+    classes. ``crop``: each image cropped to its ``bounding_boxes.txt`` box. ``download``:
+    fetch the public archive (md5-checked by torchvision) into ``root`` if it is not there."""
+
+    URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
+    MD5 = "97eceeb196236b17998738112f37df78"
+    SPLIT_FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
+
+    def class_ids(self, spec):
+        """0..199, or as many as the release's ``classes.txt`` lists where it is there."""
+        classes = self.release(spec) / "classes.txt"
+        if classes.is_file():
+            return list(range(len(self._table(classes))))
+        return list(range(200))
+
+    def named_paths(self, spec) -> dict[str, str]:
+        return {} if spec["download"] else {"root": spec["root"]}
+
+    @classmethod
+    def release(cls, spec) -> Path:
+        """The folder holding the split files: ``root`` or ``root/CUB_200_2011``."""
+        root = Path(spec["root"]).expanduser()
+        nested = root / "CUB_200_2011"
+        return nested if nested.is_dir() else root
+
+    @classmethod
+    def missing_files(cls, spec) -> list[str]:
+        needed = [*cls.SPLIT_FILES, *(["bounding_boxes.txt"] if spec["crop"] else [])]
+        return [name for name in needed if not (cls.release(spec) / name).is_file()]
+
+    def check(self, spec, key: str, checked_folder: Path | None = None) -> list[str]:
+        """Before any job: the release's split files are there (unless it is downloaded)."""
+        missing = self.missing_files(spec)
+        if missing and not spec["download"]:
+            raise ValueError(
+                f"config key '{key}.root': {self.release(spec)} has no {', '.join(missing)}: "
+                "not the CUB_200_2011 release's layout (unpack CUB_200_2011.tgz there, or set "
+                f"'{key}.download: true')"
+            )
+        return []
+
+    @staticmethod
+    def _table(path: Path) -> list[list[str]]:
+        return [line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip()]
+
+    @classmethod
+    def _read(cls, spec) -> tuple[list[str], dict[str, list[tuple[str, int]]], dict[str, list]]:
+        """Class names, the samples of each split (images.txt order), and each image's box."""
+        folder = cls.release(spec)
+        paths = {i: p.strip() for i, p in cls._table(folder / "images.txt")}
+        labels = {i: int(c) - 1 for i, c in cls._table(folder / "image_class_labels.txt")}
+        is_train = {
+            i: flag.strip() == "1" for i, flag in cls._table(folder / "train_test_split.txt")
+        }
+        classes = [name.strip() for _, name in cls._table(folder / "classes.txt")]
+        splits: dict[str, list[tuple[str, int]]] = {split: [] for split in SPLITS}
+        for image, path in paths.items():
+            split = "train" if is_train[image] else "test"
+            splits[split].append((str((folder / "images" / path).resolve()), labels[image]))
+        boxes = {}
+        if spec["crop"]:
+            for image, box in cls._table(folder / "bounding_boxes.txt"):
+                boxes[str((folder / "images" / paths[image]).resolve())] = [
+                    float(v) for v in box.split()
+                ]
+        return classes, splits, boxes
+
+    def known_train_labels(self, spec) -> np.ndarray:
+        """The train labels from the split files (a few text files), before any job."""
+        if self.missing_files(spec):
+            raise DatasetUnavailable(f"{self.release(spec)}: the CUB_200_2011 files are missing")
+        _, splits, _ = self._read(spec)
+        return np.asarray([label for _, label in splits["train"]], dtype=np.int64)
+
+    def prepare(self, spec, root, resolve):
+        if self.missing_files(spec) and spec["download"]:
+            from torchvision.datasets.utils import download_and_extract_archive
+
+            target = Path(spec["root"]).expanduser()
+            try:
+                download_and_extract_archive(self.URL, str(target), md5=self.MD5)
+            except Exception as error:  # URLError, RuntimeError, ...: all mean "not obtainable"
+                raise DatasetUnavailable(
+                    f"could not download CUB-200-2011 from {self.URL}: {error}\nWithout "
+                    f"internet access, unpack CUB_200_2011.tgz into {target}, then rerun."
+                ) from error
+        missing = self.missing_files(spec)
+        if missing:
+            raise DatasetUnavailable(
+                f"CUB-200-2011 not found: {self.release(spec)} has no {', '.join(missing)}. "
+                "Unpack CUB_200_2011.tgz there (or set download: true), then rerun."
+            )
+        classes, splits, boxes = self._read(spec)
+        (root / "boxes.json").write_text(json.dumps(boxes))
+        self._write_listing(
+            root, splits, {"source": "cub200", "classes": classes, "crop": spec["crop"]}
+        )
+
+    def images(self, spec, root, split, transform=None):
+        samples = self._samples(root, split)
+        if not spec["crop"]:
+            return _Transformed(_ListedImages(samples), transform)
+        return _Transformed(
+            _CroppedImages(samples, json.loads((root / "boxes.json").read_text())), transform
+        )
+
+
+class INaturalistDataset(_FolderSource):
+    """iNaturalist (Van Horn et al.) species classification. ``version`` 2017 (Qi et al.'s:
+    5,089 classes), 2018 or 2019: the images as torchvision's ``INaturalist`` downloads them
+    (``root/<version>/<super-category>/<category>/``) and the competition's train/val split from
+    its annotation files ``train<version>.json`` and ``val<version>.json`` in ``root``; class
+    ids are their ``category_id``. ``2021`` / ``2021_mini``: torchvision's ``2021_train`` /
+    ``2021_train_mini`` folder for train and ``2021_valid`` for test, class ids the folders'
+    indices (their species ids). ``download``: the images through torchvision (md5-checked)."""
+
+    def class_ids(self, spec):
+        return None
+
+    def named_paths(self, spec) -> dict[str, str]:
+        """The split files a pre-2021 version needs (torchvision downloads only the images),
+        and the images' root unless they are downloaded."""
+        root = Path(spec["root"]).expanduser()
+        paths = {} if spec["download"] else {"root": str(root)}
+        for name in self.annotation_files(spec).values():
+            paths[f"root ({name})"] = str(root / name)
+        return paths
+
+    @staticmethod
+    def folders(spec) -> dict[str, str]:
+        """torchvision's version folder of each split."""
+        version = str(spec["version"])
+        if version.startswith("2021"):
+            train = "2021_train_mini" if version == "2021_mini" else "2021_train"
+            return {"train": train, "test": "2021_valid"}
+        return {"train": version, "test": version}
+
+    @staticmethod
+    def annotation_files(spec) -> dict[str, str]:
+        """The competition's split files a pre-2021 version needs (none for 2021)."""
+        version = str(spec["version"])
+        if version.startswith("2021"):
+            return {}
+        return {"train": f"train{version}.json", "test": f"val{version}.json"}
+
+    def _open(self, spec, split: str, download: bool):
+        from torchvision.datasets import INaturalist
+
+        version = self.folders(spec)[split]
+        root = Path(spec["root"]).expanduser()
+        try:
+            return INaturalist(str(root), version=version, download=download)
+        except Exception as error:  # URLError, RuntimeError, ...: all mean "not obtainable"
+            raise DatasetUnavailable(
+                f"iNaturalist {version} not found in {root / version} ({error}). Set "
+                f"download: true, or put the unpacked images there, then rerun."
+            ) from error
+
+    def prepare(self, spec, root, resolve):
+        source = Path(spec["root"]).expanduser()
+        annotations = self.annotation_files(spec)
+        missing = [name for name in annotations.values() if not (source / name).is_file()]
+        if missing:
+            raise DatasetUnavailable(
+                f"{source} has no {', '.join(missing)}, the iNaturalist {spec['version']} "
+                "competition's train/val split (torchvision downloads only the images): put "
+                "the annotation files from github.com/visipedia/inat_comp there, then rerun"
+            )
+        splits: dict[str, list[tuple[str, int]]] = {}
+        names: dict[int, str] = {}
+        for split in SPLITS:
+            dataset = self._open(spec, split, spec["download"])
+            if not annotations:  # 2021: a folder per split, a sub-folder per species
+                splits[split] = [
+                    (str(Path(dataset.root, dataset.all_categories[c], name).resolve()), c)
+                    for c, name in sorted(dataset.index, key=lambda item: (item[0], item[1]))
+                ]
+                names = dict(enumerate(dataset.all_categories))
+                continue
+            # 2017-2019: file names in the split files start with the archive's top folder,
+            # which torchvision renames to the version
+            listed = json.loads((source / annotations[split]).read_text())
+            category = {a["image_id"]: a["category_id"] for a in listed["annotations"]}
+            names.update({c["id"]: c["name"] for c in listed["categories"]})
+            splits[split] = [
+                (
+                    str(Path(dataset.root, *Path(image["file_name"]).parts[1:]).resolve()),
+                    int(category[image["id"]]),
+                )
+                for image in listed["images"]
+            ]
+            absent = [path for path, _ in splits[split][:1000] if not Path(path).is_file()]
+            if absent:
+                raise DatasetUnavailable(
+                    f"{annotations[split]} lists {absent[0]}, which is not there: the images "
+                    f"of {dataset.root} are not those of iNaturalist {spec['version']}"
+                )
+        self._write_listing(
+            root,
+            splits,
+            {
+                "source": "inaturalist",
+                "version": str(spec["version"]),
+                "classes": [names[c] for c in sorted(names)],
+            },
+        )
+
+
 class CombinedDataset(_ArraySource):
     """Several configured datasets with shared class ids pooled into one (CombiDigits: MNIST +
     MNIST-M + USPS + SVHN). Every image is converted to RGB and resized to ``size``×``size``, and
@@ -830,6 +1060,8 @@ DATASET_SOURCES: dict[str, DatasetSource] = {
     "image_folder": ImageFolderDataset(),
     "imagenet_val": ImageNetValidation(),
     "mnist_m": MnistM(),
+    "cub200": Cub200(),
+    "inaturalist": INaturalistDataset(),
     "combine": CombinedDataset(),
     "embeddings": PrecomputedEmbeddings(),
 }
