@@ -50,7 +50,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -647,7 +647,6 @@ class _Shots:
     proxy_class: np.ndarray  # the novel class of each weight
     generator: Any = None
     random_novel: Any = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
 
     def evaluated(self, method: str, network, head) -> list[dict[str, Any]]:
         return [self.run.row(self.n, method, None, *self.run.evaluate(network, head))]

@@ -12,7 +12,7 @@ from imprint.datasets import DATASET_SOURCES, TorchvisionDataset
 from imprint.devices import DEVICES, DTYPES
 from imprint.gen import COMPAT_MODES, GEN_METHODS
 from imprint.grid import FACTORS
-from imprint.lowshot import INIT_GENS, LOWSHOT_METHODS, SCOPES, LowShotOptions
+from imprint.lowshot import INIT_GENS, LOWSHOT_METHODS, OPTIMIZERS, SCOPES, LowShotOptions
 from imprint.models import CNN_HEADS, MODEL_SOURCES
 from imprint.nc import NC1_VARIANTS
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE
@@ -50,6 +50,7 @@ def test_the_schemas_factor_levels_are_the_librarys(name, library):
         ("nc1", "variants", NC1_VARIANTS),
         ("lowshot", "methods", LOWSHOT_METHODS),
         ("lowshot", "scope", ("auto", *SCOPES)),
+        ("lowshot", "optimizer", OPTIMIZERS),
         ("lowshot", "device", DEVICES),
         ("selection", "method", (*SELECTION_METHODS, "none")),
     ],
@@ -87,6 +88,17 @@ def test_the_schemas_lowshot_defaults_and_choices_are_the_librarys():
         assert getattr(defaults, key) == lowshot["augmentation"]["properties"][key]["default"]
     init = lowshot["init"]["properties"]
     assert (defaults.init_gen, defaults.init_k) == (init["gen"]["default"], init["k"]["default"])
+    assert defaults.optimizer == lowshot["optimizer"]["default"]
+    rmsprop, decay = lowshot["rmsprop"]["properties"], lowshot["lr_decay"]["properties"]
+    assert (defaults.rmsprop_alpha, defaults.rmsprop_eps) == (
+        rmsprop["alpha"]["default"],
+        rmsprop["eps"]["default"],
+    )
+    assert (defaults.lr_decay_factor, defaults.lr_decay_epochs) == (
+        decay["factor"]["default"],
+        decay["every_epochs"]["default"],
+    )
+    assert DEFS["published_accuracies"]["propertyNames"]["enum"] == list(LOWSHOT_METHODS)
     task = lowshot["tasks"]["additionalProperties"]["properties"]
     assert list(defaults.n_shot) == task["n_shot"]["default"]
 
