@@ -288,3 +288,28 @@ def test_the_summary_sets_the_papers_accuracies_beside_this_runs():
     assert np.isnan(summary.loc[("nearest_neighbour", 1), "paper_novel_accuracy"])
     assert (summary["embedding_dim"] == 64).all()
     assert "paper_novel_accuracy" not in lowshot_summary(rows)  # nothing published, no column
+
+
+def test_every_training_run_decays_its_rates_once_per_epoch(monkeypatch):
+    import imprint.lowshot
+
+    schedules = []
+
+    def recorded(groups, options):
+        optimiser, schedule = optimizer_and_schedule(groups, options)
+        schedules.append(schedule)
+        return optimiser, schedule
+
+    monkeypatch.setattr(imprint.lowshot, "optimizer_and_schedule", recorded)
+    options = LowShotOptions(
+        scope="head",
+        methods=("imprint_ft",),
+        embedding_dims=(4,),
+        lr_decay_factor=0.5,
+        lr_decay_epochs=2,
+        **{**FAST, "n_shot": (1,)},
+    )
+    run_seed(head_data(), options, seed=0)
+    base, fine_tune = schedules  # base training (5 epochs), then imprint_ft (3)
+    assert (base.last_epoch, fine_tune.last_epoch) == (5, 3)
+    assert fine_tune.get_last_lr()[0] == pytest.approx(options.learning_rate * 0.5)
