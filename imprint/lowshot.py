@@ -91,7 +91,7 @@ class LowShotOptions:
     """The ``lowshot:`` section of the config, minus its tasks (see the schema)."""
 
     n_shot: tuple[int, ...] = (1, 2, 5, 10, 20)
-    methods: tuple[str, ...] = ()  # () = every method (set below)
+    methods: tuple[str, ...] = ()  # () = DEFAULT_METHODS (set below)
     scope: str = "head"
     init_gen: str = "mean"
     init_k: int = 1
@@ -117,7 +117,7 @@ class LowShotOptions:
 
     def __post_init__(self) -> None:
         if not self.methods:
-            object.__setattr__(self, "methods", LOWSHOT_METHODS)
+            object.__setattr__(self, "methods", DEFAULT_METHODS)
         unknown = [method for method in self.methods if method not in METHODS]
         if unknown:
             raise ValueError(f"unknown low-shot methods {unknown}; expected {LOWSHOT_METHODS}")
@@ -714,6 +714,8 @@ class LowShotMethod:
     seed_key: int
     run: Callable[[_Shots, str], list[dict[str, Any]]]
     trains: bool = False
+    #: run when the config names no methods (those of Qi et al.'s Tables 1-2)
+    default: bool = True
 
 
 #: Every low-shot method, in table and figure order. A new method is a function of one n's
@@ -725,9 +727,11 @@ METHODS: dict[str, LowShotMethod] = {
     "rand_ft": LowShotMethod("Rand+FT", 4, _fine_tuned, trains=True),
     "imprint_ft": LowShotMethod("Imprinting+FT", 5, _fine_tuned, trains=True),
     "all_class_joint": LowShotMethod("AllClassJoint", 6, _all_class_joint, trains=True),
-    "nearest_neighbour": LowShotMethod("Nearest neighbour", 7, _nearest_neighbour),
+    "nearest_neighbour": LowShotMethod("Nearest neighbour", 7, _nearest_neighbour, default=False),
 }
 LOWSHOT_METHODS = tuple(METHODS)
+#: The methods a config without ``lowshot.methods`` runs.
+DEFAULT_METHODS = tuple(name for name, method in METHODS.items() if method.default)
 #: Methods that train, evaluated after every epoch (their rows carry an ``epoch``).
 TRAINED_METHODS = tuple(name for name, method in METHODS.items() if method.trains)
 

@@ -12,7 +12,14 @@ from imprint.datasets import DATASET_SOURCES, TorchvisionDataset
 from imprint.devices import DEVICES, DTYPES
 from imprint.gen import COMPAT_MODES, GEN_METHODS
 from imprint.grid import FACTORS
-from imprint.lowshot import INIT_GENS, LOWSHOT_METHODS, OPTIMIZERS, SCOPES, LowShotOptions
+from imprint.lowshot import (
+    DEFAULT_METHODS,
+    INIT_GENS,
+    LOWSHOT_METHODS,
+    OPTIMIZERS,
+    SCOPES,
+    LowShotOptions,
+)
 from imprint.models import CNN_HEADS, MODEL_SOURCES
 from imprint.nc import NC1_VARIANTS
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE
@@ -62,7 +69,7 @@ def test_the_schemas_engine_settings_are_the_librarys(section, key, library):
 
 def test_the_schemas_lowshot_defaults_and_choices_are_the_librarys():
     lowshot = PROPERTIES["lowshot"]["properties"]
-    assert lowshot["methods"]["default"] == list(LOWSHOT_METHODS)
+    assert lowshot["methods"]["default"] == list(DEFAULT_METHODS)
     assert lowshot["init"]["properties"]["gen"]["enum"] == list(INIT_GENS)
     base_cnn = next(
         rule["then"]["properties"]

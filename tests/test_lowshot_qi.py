@@ -83,6 +83,7 @@ def test_full_scope_with_an_embedding_layer_trains_a_copy_of_the_network_behind_
         batch_size=4,
         copies=2,
         embedding_dims=(5,),
+        methods=tuple(METHODS),
     )
     rows = pd.DataFrame(run_seed(data, options, seed=0))
     assert set(rows["method"]) == set(METHODS)
