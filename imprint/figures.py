@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from imprint.gen import GEN_METHODS
-from imprint.lowshot import METHODS, TRAINED_METHODS, embedding_dims
+from imprint.lowshot import embedding_dims
+from imprint.lowshot_methods import METHODS, TRAINED_METHODS
 from imprint.stats import GROUP, POSTHOC_TESTS, ComparisonResult
 
 NORMS = ["norm_pre", "norm_post", "norm_inf"]

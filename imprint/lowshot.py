@@ -12,10 +12,11 @@ The code has three parts:
   ``scope="full"`` reads images through the whole network (FM + layer), which trains too.
 - **One training function** (:func:`_train`): balanced mini-batches, pretrained and new
   weights in their own parameter groups, SGD or RMSProp, optional step-exponential decay.
-- **The methods** (:data:`METHODS`, one :class:`LowShotMethod` entry each; Qi et al.'s names in
-  brackets). A method is a function of one ``n``'s :class:`_Shots`; its random draws come from
-  a generator keyed by the entry's fixed ``seed_key``, never by its position, so adding or
-  reordering methods changes no other method's results.
+- **The methods** (:mod:`imprint.lowshot_methods`: one function each, registered in
+  :data:`METHODS` with ``@register_method``; Qi et al.'s names in brackets). A method is a
+  function of one ``n``'s :class:`Shots`; its random draws come from a generator keyed by its
+  fixed ``seed_key``, never by its position, so adding or reordering methods changes no other
+  method's results.
 
   - ``rand_noft`` (Rand-noFT): random novel weights, no training;
   - ``imprint`` (Imprinting): each novel class's weight is the L2-normalised mean of its
@@ -54,6 +55,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from imprint.lowshot_methods import DEFAULT_METHODS, LOWSHOT_METHODS, METHODS
 
 # The library modules that train and imprint are imported where they are used, so that the
 # figure jobs, which read this module's constants, do not depend on them (imprint.codehash).
@@ -634,7 +637,7 @@ def _train(
 
 
 @dataclass
-class _Shots:
+class Shots:
     """One n of one seed's run, as every method sees it: the novel examples, their imprinted
     weights, the method's own generator and a draw of random novel weights from it."""
 
@@ -650,90 +653,6 @@ class _Shots:
 
     def evaluated(self, method: str, network, head) -> list[dict[str, Any]]:
         return [self.run.row(self.n, method, None, *self.run.evaluate(network, head))]
-
-
-def _rand_noft(shots: _Shots, method: str):
-    run = shots.run
-    return shots.evaluated(method, run.network, run.extended(shots.random_novel, shots.proxy_class))
-
-
-def _imprint(shots: _Shots, method: str):
-    run = shots.run
-    return shots.evaluated(method, run.network, run.extended(shots.weights, shots.proxy_class))
-
-
-def _imprint_aug(shots: _Shots, method: str):
-    run, o = shots.run, shots.run.options
-    averaged = run.features.augmented(run.network, shots.novel_index, shots.generator).numpy()
-    weights, proxy_class = imprinted_weights(
-        averaged, shots.novel_labels, o.init_gen, o.init_k, run.seed
-    )
-    return shots.evaluated(method, run.network, run.extended(weights, proxy_class))
-
-
-def _nearest_neighbour(shots: _Shots, method: str):
-    from imprint.norm import l2_normalize
-
-    run = shots.run
-    stored = l2_normalize(np.asarray(shots.features, dtype=np.float64))
-    return shots.evaluated(method, run.network, run.extended(stored, shots.novel_labels))
-
-
-def _fine_tuned(shots: _Shots, method: str):
-    run = shots.run
-    start = shots.random_novel if method == "rand_ft" else shots.weights
-    head = run.extended(start, shots.proxy_class)
-    network = copy.deepcopy(run.network)
-    return run.fine_tune(shots, method, network, head, fresh_head=False, new_modules=())
-
-
-def _all_class_joint(shots: _Shots, method: str):
-    """Every weight the base training learnt, trained again from random on all classes."""
-    import torch
-
-    from imprint.models import cosine_classifier, random_unit_rows
-
-    run = shots.run
-    dim = shots.weights.shape[1]
-    all_proxies = torch.cat(
-        [torch.arange(run.n_base), run.n_base + torch.as_tensor(shots.proxy_class)]
-    )
-    head = cosine_classifier(
-        random_unit_rows(len(all_proxies), dim, shots.generator), all_proxies, len(run.classes)
-    ).to(run.device)
-    network, new_modules = run.fresh_network(shots.generator)
-    return run.fine_tune(shots, method, network, head, fresh_head=True, new_modules=new_modules)
-
-
-@dataclass(frozen=True)
-class LowShotMethod:
-    """One low-shot method: ``run`` gives its rows for one n; ``seed_key`` keys its generator
-    (fixed for good: a method's draws never depend on which methods run or their order)."""
-
-    label: str  # Qi et al.'s name, for tables and figures
-    seed_key: int
-    run: Callable[[_Shots, str], list[dict[str, Any]]]
-    trains: bool = False
-    #: run when the config names no methods (those of Qi et al.'s Tables 1-2)
-    default: bool = True
-
-
-#: Every low-shot method, in table and figure order. A new method is a function of one n's
-#: :class:`_Shots` and an entry here with a ``seed_key`` no other entry has.
-METHODS: dict[str, LowShotMethod] = {
-    "rand_noft": LowShotMethod("Rand-noFT", 1, _rand_noft),
-    "imprint": LowShotMethod("Imprinting", 2, _imprint),
-    "imprint_aug": LowShotMethod("Imprinting+Aug", 3, _imprint_aug),
-    "rand_ft": LowShotMethod("Rand+FT", 4, _fine_tuned, trains=True),
-    "imprint_ft": LowShotMethod("Imprinting+FT", 5, _fine_tuned, trains=True),
-    "all_class_joint": LowShotMethod("AllClassJoint", 6, _all_class_joint, trains=True),
-    "nearest_neighbour": LowShotMethod("Nearest neighbour", 7, _nearest_neighbour, default=False),
-}
-LOWSHOT_METHODS = tuple(METHODS)
-#: The methods a config without ``lowshot.methods`` runs.
-DEFAULT_METHODS = tuple(name for name, method in METHODS.items() if method.default)
-#: Methods that train, evaluated after every epoch (their rows carry an ``epoch``).
-TRAINED_METHODS = tuple(name for name, method in METHODS.items() if method.trains)
 
 
 class _SeedRun:
@@ -857,6 +776,11 @@ class _SeedRun:
         network = self.data.fresh_network().to(self.device)
         return network, [network]
 
+    def imprinted(self, embeddings: np.ndarray, labels: np.ndarray):
+        """Novel weights and their classes by imprinting, with the run's init GEN."""
+        o = self.options
+        return imprinted_weights(embeddings, labels, o.init_gen, o.init_k, self.seed)
+
     def extended(self, weights, proxy_class):
         import torch
 
@@ -873,7 +797,7 @@ class _SeedRun:
         logits = self.features.test_logits(network, head)
         return accuracies(logits.argmax(1).cpu().numpy(), self.test_targets, self.n_base)
 
-    def fine_tune(self, shots: _Shots, method: str, network, head, *, fresh_head, new_modules):
+    def fine_tune(self, shots: Shots, method: str, network, head, *, fresh_head, new_modules):
         """Rows of epochs 0..E of a fine-tuned method (epoch 0: before training)."""
         pool_index = np.concatenate([self.base_pool, shots.novel_index])
         rows = []
@@ -933,15 +857,17 @@ class _SeedRun:
             novel_index = novel_sets[n]
             novel_labels = self.train_class[novel_index] - self.n_base
             features = self.features.train(self.network, novel_index).numpy()
-            weights, proxy_class = imprinted_weights(
-                features, novel_labels, o.init_gen, o.init_k, self.seed
-            )
-            for name, method in METHODS.items():
+            weights, proxy_class = self.imprinted(features, novel_labels)
+            # the methods' code runs from here (a whole-module import: imprint.codehash then
+            # hashes all of it into the low-shot job, and only the names into figure jobs)
+            from imprint import lowshot_methods
+
+            for name, method in lowshot_methods.METHODS.items():
                 if name not in o.methods:
                     continue
                 generator = _run_seed_state(self.seed, n, method.seed_key)
                 torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
-                shots = _Shots(
+                shots = Shots(
                     self,
                     n,
                     novel_index,

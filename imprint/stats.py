@@ -488,7 +488,7 @@ def lowshot_summary(
     ``paper`` entry: percent per metric and method, one value per n of ``n_shot``); with any,
     the columns ``paper_novel_accuracy`` and ``paper_all_accuracy`` (fractions, empty where
     nothing was published) follow the run's."""
-    from imprint.lowshot import LOWSHOT_METHODS
+    from imprint.lowshot_methods import LOWSHOT_METHODS
 
     # tables written before the embedding layer have no embedding_dim column
     layer = ["embedding_dim"] if "embedding_dim" in results else []

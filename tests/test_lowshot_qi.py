@@ -94,7 +94,7 @@ def test_full_scope_with_an_embedding_layer_trains_a_copy_of_the_network_behind_
 
 
 def test_a_methods_rows_depend_on_its_name_not_on_which_methods_run_or_their_order(monkeypatch):
-    import imprint.lowshot
+    import imprint.lowshot_methods
 
     every = LowShotOptions(scope="head", methods=("rand_noft", "imprint", "rand_ft"), **FAST)
     alone = LowShotOptions(scope="head", methods=("rand_ft",), **FAST)
@@ -105,7 +105,7 @@ def test_a_methods_rows_depend_on_its_name_not_on_which_methods_run_or_their_ord
     reference = rows_of(every, "rand_ft")
     assert rows_of(alone, "rand_ft") == reference
     reordered = dict(reversed(list(METHODS.items())))
-    monkeypatch.setattr(imprint.lowshot, "METHODS", reordered)
+    monkeypatch.setattr(imprint.lowshot_methods, "METHODS", reordered)
     assert rows_of(every, "rand_ft") == reference
     keys = [method.seed_key for method in METHODS.values()]
     assert len(set(keys)) == len(keys)  # no two methods share a generator
