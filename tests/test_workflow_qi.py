@@ -54,6 +54,7 @@ def test_a_head_scope_run_with_an_embedding_layer_runs_end_to_end(tmp_path):
             "transfer": {**task, "base_classes": [], "novel_classes": {"first": 10}},
         },
         "methods": ["imprint", "imprint_ft", "all_class_joint", "nearest_neighbour"],
+        "seeds": [0],
         "embedding_dim": [8, 32],
         "scope": "head",
         "optimizer": "rmsprop",
