@@ -506,7 +506,10 @@ def read_table(path: str) -> pd.DataFrame:
     present (empty where they do not apply), so that they stay integers when written again."""
     header = pd.read_csv(path, nrows=0).columns
     return pd.read_csv(
-        path, dtype={column: "Int64" for column in ("k", "m", "epoch") if column in header}
+        path,
+        dtype={
+            column: "Int64" for column in ("k", "m", "epoch", "embedding_dim") if column in header
+        },
     )
 
 
