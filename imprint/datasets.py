@@ -616,7 +616,7 @@ class Cub200(_FolderSource):
     classes. ``crop``: each image cropped to its ``bounding_boxes.txt`` box. ``download``:
     fetch the public archive (md5-checked by torchvision) into ``root`` if it is not there."""
 
-    URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
+    URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1"
     MD5 = "97eceeb196236b17998738112f37df78"
     SPLIT_FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "classes.txt")
 
@@ -692,7 +692,9 @@ class Cub200(_FolderSource):
 
             target = Path(spec["root"]).expanduser()
             try:
-                download_and_extract_archive(self.URL, str(target), md5=self.MD5)
+                download_and_extract_archive(
+                    self.URL, str(target), filename="CUB_200_2011.tgz", md5=self.MD5
+                )
             except Exception as error:  # URLError, RuntimeError, ...: all mean "not obtainable"
                 raise DatasetUnavailable(
                     f"could not download CUB-200-2011 from {self.URL}: {error}\nWithout "
