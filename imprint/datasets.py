@@ -759,10 +759,11 @@ class INaturalistDataset(_FolderSource):
             return {}
         return {"train": f"train{version}.json", "test": f"val{version}.json"}
 
-    def _open(self, spec, split: str, download: bool):
+    @staticmethod
+    def _open(spec, version: str, download: bool):
+        """torchvision's ``INaturalist`` of one version folder (downloaded if asked)."""
         from torchvision.datasets import INaturalist
 
-        version = self.folders(spec)[split]
         root = Path(spec["root"]).expanduser()
         try:
             return INaturalist(str(root), version=version, download=download)
@@ -784,8 +785,13 @@ class INaturalistDataset(_FolderSource):
             )
         splits: dict[str, list[tuple[str, int]]] = {}
         names: dict[int, str] = {}
+        folders = self.folders(spec)
+        # 2017-2019 keep both splits in one folder: opened (listed, downloaded) once
+        opened = {
+            folder: self._open(spec, folder, spec["download"]) for folder in set(folders.values())
+        }
         for split in SPLITS:
-            dataset = self._open(spec, split, spec["download"])
+            dataset = opened[folders[split]]
             if not annotations:  # 2021: a folder per split, a sub-folder per species
                 splits[split] = [
                     (str(Path(dataset.root, dataset.all_categories[c], name).resolve()), c)

@@ -48,6 +48,7 @@ Everything here is plain functions on tensors and indexable datasets; the workfl
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -94,7 +95,7 @@ class LowShotOptions:
     """The ``lowshot:`` section of the config, minus its tasks (see the schema)."""
 
     n_shot: tuple[int, ...] = (1, 2, 5, 10, 20)
-    methods: tuple[str, ...] = ()  # () = DEFAULT_METHODS (set below)
+    methods: tuple[str, ...] = DEFAULT_METHODS
     scope: str = "head"
     init_gen: str = "mean"
     init_k: int = 1
@@ -119,8 +120,6 @@ class LowShotOptions:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        if not self.methods:
-            object.__setattr__(self, "methods", DEFAULT_METHODS)
         unknown = [method for method in self.methods if method not in METHODS]
         if unknown:
             raise ValueError(f"unknown low-shot methods {unknown}; expected {LOWSHOT_METHODS}")
@@ -455,8 +454,10 @@ class _Features:
         self.train_images = _in_memory(data.train_images, options.num_workers)
         self.test_images = _in_memory(data.test_images, options.num_workers)
 
+    @functools.cached_property
     def width(self) -> int:
-        """The width of what the network reads in head scope, or of the FM's embeddings."""
+        """The width of what the network reads in head scope, or of the FM's embeddings (one
+        image through the FM, once per run)."""
         if self.head_scope:
             return int(self.train_x.shape[1])
         return int(self._embed(self.extractor, self.train_images, np.arange(1)).shape[1])
@@ -700,7 +701,7 @@ class _SeedRun:
         """A fresh embedding layer (None without ``embedding_dim``)."""
         if self.embedding_dim is None:
             return None
-        return embedding_layer(self.features.width(), self.embedding_dim, generator).to(self.device)
+        return embedding_layer(self.features.width, self.embedding_dim, generator).to(self.device)
 
     def _train_base_network(self):
         """Where the model has no cosine classifier: one trained on the base classes (from
@@ -730,7 +731,7 @@ class _SeedRun:
             network, pool = None, self.features.train(self.network, self.base_pool)
             dim = pool.shape[1]
         else:
-            dim = self.features.width()
+            dim = self.features.width
         head = cosine_classifier(
             random_unit_rows(self.n_base, dim, generator), torch.arange(self.n_base), self.n_base
         ).to(self.device)
