@@ -35,15 +35,17 @@ from imprint.backbone import (
     preprocessed,
 )
 from imprint.classifier import ImprintingClassifier
+from imprint.gen import GEN_REGISTRY
 from imprint.grid import Grid
 from imprint.selection import SelectionSpec, select_configuration
 
 #: What ``imprint predict`` answers for an image whose best score is under ``--reject-below``.
 UNKNOWN = "unknown"
 #: The grid ``--select cv`` chooses from unless given one: every GEN, NORM and AGG of the
-#: IMPRINT paper with k and m as in the offline default's config.yaml.
+#: IMPRINT paper (each GEN method once, not its variants) with k and m as in the offline
+#: default's config.yaml.
 SELECTION_GRID = Grid(
-    gen=("all", "random", "mean", "kmeans", "kmedoids", "covmax", "fps", "ls", "kls"),
+    gen=tuple(name for name, method in GEN_REGISTRY.items() if method.variant_of is None),
     k=(1, 2, 5, 10, 20),
     norm_pre=("none", "l2"),
     norm_post=("none", "l2", "quantile"),

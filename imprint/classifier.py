@@ -24,9 +24,10 @@ from imprint.agg import (
 from imprint.devices import DEVICES, DTYPES, resolve_device
 from imprint.gen import (
     COMPAT_MODES,
-    GEN_METHODS,
+    GEN_REGISTRY,
     PER_CLASS_METHODS,
     class_proxies,
+    gen_method,
     generate_proxies,
 )
 from imprint.norm import (
@@ -55,17 +56,19 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    gen : {"all", "random", "mean", "kmeans", "kmedoids", "kmedoids_alternate", "covmax", \
-"fps", "ls", "kls"}
-        How proxies are generated per class (see :func:`imprint.gen.generate_proxies`): every
-        embedding; k random embeddings; the mean; k-means centres (scikit-learn, seeded); k-medoids
-        (FasterPAM, or the IMPRINT authors' alternating k-medoids); the k embeddings with the
-        largest covariance score; farthest-point sampling
-        from a random start; least squares (closed-form ridge regression of one-hot targets, ridge
-        term ``ls_lambda``); k-least-squares (k-means splits each class into k pseudo-classes, then
-        least squares over all of them). A class with fewer than k samples keeps all its samples.
+    gen : str, a name of :data:`imprint.gen.GEN_REGISTRY`
+        How proxies are generated per class (see :func:`imprint.gen.generate_proxies`), e.g.
+        ``all``: every embedding; ``random``: k random embeddings; ``mean``: the mean;
+        ``kmeans``: k-means centres (seeded); ``kmedoids``: FasterPAM medoids
+        (``kmedoids_alternate``: the IMPRINT authors' alternating k-medoids); ``covmax``: the k
+        embeddings with the largest covariance score; ``fps``: farthest-point sampling from a
+        random start; ``ls``: least squares (closed-form ridge regression of one-hot targets,
+        ridge term ``ls_lambda``); ``kls``: k-least-squares (k-means splits each class into k
+        pseudo-classes, then least squares over all of them). A class with fewer than k samples
+        keeps all its samples.
     k : int >= 1
-        Proxies per class for random/kmeans/kmedoids/covmax/fps/kls; ignored by all/mean/ls.
+        Proxies per class for the methods that use k (:data:`imprint.gen.K_METHODS`); ignored by
+        the others.
     norm_pre : {"none", "l2"}
         NORMpre: L2-normalise the training embeddings before GEN.
     norm_post : {"none", "l2", "quantile"}
@@ -127,7 +130,8 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "gen": [StrOptions(set(GEN_METHODS))],
+        # the registry's live key view: a method registered later is accepted too
+        "gen": [StrOptions(GEN_REGISTRY.keys())],
         "k": [Interval(numbers.Integral, 1, None, closed="left")],
         "norm_pre": [StrOptions(set(NORM_PRE))],
         "norm_post": [StrOptions(set(NORM_POST))],
@@ -179,12 +183,11 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         # Farthest-point and covariance-maximising selection pick extreme samples, and random
         # picks arbitrary ones: with small k they are weak classifiers by design (the paper's
-        # finding). Quantile NORMpost keeps only the rank order of a proxy's coordinates, which
-        # in scikit-learn's 2-feature check data is one bit. So its "reasonable training score"
-        # check does not apply to these.
-        tags.classifier_tags.poor_score = (
-            self.gen in ("fps", "covmax", "random") or self.norm_post == "quantile"
-        )
+        # finding; their registry entries say so). Quantile NORMpost keeps only the rank order
+        # of a proxy's coordinates, which in scikit-learn's 2-feature check data is one bit. So
+        # its "reasonable training score" check does not apply to these.
+        weak = self.gen in GEN_REGISTRY and GEN_REGISTRY[self.gen].weak_by_design
+        tags.classifier_tags.poor_score = weak or self.norm_post == "quantile"
         return tags
 
     def fit(self, X, y):
@@ -243,7 +246,7 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         labels = np.unique(y)
         added = labels[~np.isin(labels, self.classes_)]
         extended = labels[np.isin(labels, self.classes_)]
-        if self.gen not in PER_CLASS_METHODS:
+        if not gen_method(self.gen).per_class:
             return self._refit_with(train, y)
         old_normalized = [
             self.proxies_[self.proxy_position_ == p] for p in range(len(self.classes_))
@@ -315,10 +318,9 @@ class ImprintingClassifier(ClassifierMixin, BaseEstimator):
         """The raw proxies of an existing class with ``samples`` added (see partial_fit)."""
         count = int(self.class_counts_[position])
         old = self.raw_proxies_[self.proxy_position_ == position]
-        if self.gen == "mean":
-            proxies = (old * count + samples.sum(axis=0, keepdims=True)) / (count + len(samples))
-        elif self.gen == "all":
-            proxies = np.concatenate([old, samples])
+        extend = gen_method(self.gen).extend
+        if extend is not None:  # from the proxies alone (mean, all)
+            proxies = extend(old, count, samples)
         elif self.class_embeddings_ is None:
             raise ValueError(
                 f"GEN {self.gen!r} imprints class {str(label)!r} again from all its embeddings, "

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from imprint.gen import GEN_METHODS
+from imprint.gen import GEN_METHODS, gen_method
 from imprint.norm import NORM_INF, NORM_POST, NORM_PRE
 
 FORMATS = ("table", "csv", "json")
@@ -429,7 +429,7 @@ def add(classifier, dirs, output, as_json, skip_unreadable, batch_size, device, 
         _out(f"added class {name!r} ({summary['images'][name]} images)")
     for name in summary["extended"]:
         _out(f"extended class {name!r} with {summary['images'][name]} images")
-    if artifact.classifier.gen in ("ls", "kls"):
+    if not gen_method(artifact.classifier.gen).per_class:
         _note(f"GEN {artifact.classifier.gen} solved again for all classes: every class changed")
     _out(f"{output or classifier}: {len(artifact.classes)} classes")
 

@@ -47,6 +47,11 @@ class _Module:
     imported_names: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: names that top-level statements other than definitions and assignments use on import
     import_time_names: set[str] = field(default_factory=set)
+    #: a registry (a top-level name that a registration decorator of the module refers to) ->
+    #: the functions registered into it with ``@decorator(...)``
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    #: top-level functions and classes (code that can call what a registry holds)
+    definitions: set[str] = field(default_factory=set)
 
 
 def module_file(module: str) -> Path | None:
@@ -109,6 +114,7 @@ def _parse(module: str) -> _Module:
             # A function's decorators, defaults and annotations run at import time, its body
             # when called: both count for the symbol.
             info.symbols[statement.name] = (_imports(statement, module), _names(statement))
+            info.definitions.add(statement.name)
         elif isinstance(statement, ast.ImportFrom):
             for alias, (target, symbol) in zip(
                 statement.names, _aliased_imports(statement, module), strict=True
@@ -134,7 +140,45 @@ def _parse(module: str) -> _Module:
                 info.top_imports += _imports(statement, module)
                 if not assigned:  # e.g. a call at import time: what it names runs now
                     info.import_time_names |= _names(statement)
+    _find_registries(tree, info)
     return info
+
+
+def _find_registries(tree: ast.Module, info: _Module) -> None:
+    """Registrations: a top-level function decorated with ``@register(...)``, where
+    ``register`` is a function of the same module, goes into the top-level variables whose
+    items ``register`` sets (its registry: ``GEN_REGISTRY[name] = ...``). Code that looks a
+    function up in a registry names the registry, not the function; :func:`_symbol_imports`
+    therefore reaches every registered function where a reached function or class names the
+    registry (a constant derived from it, such as a tuple of names, reads only what the entries
+    say about themselves)."""
+    functions = [
+        statement
+        for statement in tree.body
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    ]
+    # a registration function -> the top-level variables it stores entries into
+    registries = {
+        function.name: _stored_into(function) & info.symbols.keys() - info.definitions
+        for function in functions
+    }
+    for statement in functions:
+        for decorator in statement.decorator_list:
+            if not (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name)):
+                continue
+            for registry in registries.get(decorator.func.id, ()):
+                info.registered.setdefault(registry, []).append(statement.name)
+
+
+def _stored_into(function: ast.AST) -> set[str]:
+    """Names whose items ``function`` sets (``NAME[key] = value``): the registries it fills."""
+    return {
+        target.value.id
+        for node in ast.walk(function)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+    }
 
 
 def _aliased_imports(statement: ast.ImportFrom, module: str) -> list[tuple[str | None, str]]:
@@ -196,6 +240,9 @@ def _symbol_imports(module: str, symbol: str) -> list[tuple[str, str]]:
             own_imports, referenced = info.symbols[name]
             imports += own_imports
             todo += referenced
+            if name in info.definitions:  # code that may call what a registry holds
+                for registry in referenced & info.registered.keys():
+                    todo += info.registered[registry]
     return imports
 
 

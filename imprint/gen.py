@@ -1,20 +1,29 @@
 """GEN: proxy generation, one or more weight vectors ("proxies") per class.
 
+Every GEN method is one entry of :data:`GEN_REGISTRY`, registered with :func:`register_gen` on
+the function that makes its proxies. The entry says what the grid, the classifier, the config
+and the figures need to know (does it take ``k``, does it work class by class, what work it
+shares across k, how it runs with ``compat="paper"``, what it imports), and every name list
+(:data:`GEN_METHODS`, :data:`K_METHODS`, :data:`SHARED_ACROSS_K`, :data:`PER_CLASS_METHODS`,
+...) is derived from the registry. Adding a method is one function and its decorator (see the
+README's "Adding a GEN method").
+
 All methods work class by class in ascending label order; a class's randomness comes from a seed
 derived from ``(random_state, class position)`` so that it does not depend on the other classes
 (except with ``compat="paper"``, which draws as the IMPRINT authors' code does: see
 :func:`generate_proxies`).
 Methods that take ``k`` clip it to the class size: a class with at most ``k`` samples keeps all its
 samples as proxies (for ``kls``: every sample becomes its own pseudo-class).
+k-medoids' algorithms live in :mod:`imprint.medoids`, k-means' in :mod:`imprint.kmeans`.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.linalg
@@ -23,29 +32,9 @@ import scipy.linalg
 # second, which every statistics and figure job would pay only for GEN_METHODS. Whoever times
 # GEN calls import_backends() first.
 
-GEN_METHODS = (
-    "all",
-    "random",
-    "mean",
-    "kmeans",
-    "kmedoids",
-    "kmedoids_alternate",
-    "covmax",
-    "fps",
-    "ls",
-    "kls",
-)
-#: GEN methods whose number of proxies per class is set by ``k``; the others ignore it.
-K_METHODS = frozenset(
-    {"random", "kmeans", "kmedoids", "kmedoids_alternate", "covmax", "fps", "kls"}
-)
 #: ``imprinting.compat``: ``paper`` runs k-means, k-medoids, random and FPS as the IMPRINT
 #: authors' code does (:func:`generate_proxies`).
 COMPAT_MODES = ("none", "paper")
-#: GEN methods that, with ``compat="paper"``, draw from one torch generator seeded once per
-#: configuration and shared by the classes in label order (:func:`paper_draw`), as the authors'
-#: code draws from torch's global generator: a class's draw depends on the classes before it.
-PAPER_SEQUENTIAL_DRAWS = frozenset({"random", "fps"})
 
 
 def class_seed(random_state: int, class_position: int) -> int:
@@ -99,14 +88,15 @@ def kmeans_split(
 class GenCache:
     """Work that GEN calls on the same (normalised) embeddings share.
 
-    :meth:`prepare` runs a method's shared work for every class and every k of ``k_values`` at
-    once; :func:`generate_proxies` then reads it. k-means: one clustering per (class, k), used by
-    kmeans and kls. k-medoids: the dissimilarity matrix once per class, BUILD once at the largest
-    k (BUILD is greedy, so the BUILD medoids for k are the first k of those for the largest k)
-    and each k's FasterPAM swap phase from that prefix. FPS: greedy from a start that does not
-    depend on k, so its k points are the first k of the largest k's; covmax: one ranking of a
-    class's samples, whose first k are its k points. Least squares: the Gram matrix is
-    factorised once for ls and every k of kls. k-means and FPS run on ``device``.
+    :meth:`prepare` runs a method's shared work (its entry's ``prepare``) for every class and
+    every k of ``k_values`` at once; :func:`generate_proxies` then reads it. k-means: one
+    clustering per (class, k), used by kmeans and kls. k-medoids: the dissimilarity matrix once
+    per class, BUILD once at the largest k (BUILD is greedy, so the BUILD medoids for k are the
+    first k of those for the largest k) and each k's FasterPAM swap phase from that prefix. FPS:
+    greedy from a start that does not depend on k, so its k points are the first k of the
+    largest k's; covmax: one ranking of a class's samples, whose first k are its k points. Least
+    squares: the Gram matrix is factorised once for ls and every k of kls. k-means and FPS run
+    on ``device``.
     """
 
     k_values: tuple[int, ...] = ()
@@ -124,63 +114,125 @@ class GenCache:
         """Run the shared work of ``gen`` (kmeans/kls, kmedoids, fps, covmax) for every class and k;
         returns, per k, the seconds of that work a run for k alone would have needed."""
         seconds = dict.fromkeys(self.k_values, 0.0)
-        paper = self.compat == "paper"
+        shared = gen_method(gen).shared_work
+        if shared is None:
+            return seconds
+        prepare = GEN_REGISTRY[shared].prepare
         for position, label in enumerate(np.unique(y)):
-            samples = x[y == label]
-            seed = class_seed(random_state, position)
-            if gen in ("kmeans", "kls"):
-                kmeans_seed = gen_seed(random_state, position, self.compat)
-                for k in self.k_values:
-                    start = time.perf_counter()
-                    self.kmeans[(position, k)] = kmeans_split(
-                        samples, k, kmeans_seed, self.compat, self.device
-                    )
-                    seconds[k] += time.perf_counter() - start
-            elif gen == "kmedoids" and paper:  # the authors' alternating k-medoids, per k
-                for k, (chosen, elapsed) in alternating_for_each_k(samples, self.k_values).items():
-                    self.selected[(gen, position, k)] = chosen
-                    seconds[k] += elapsed
-            elif gen == "kmedoids":
-                medoids, setup, swaps = kmedoids_for_each_k(samples, self.k_values, seed)
-                for k, chosen in medoids.items():
-                    self.selected[(gen, position, k)] = chosen
-                    seconds[k] += setup + swaps.get(k, 0.0)
-            elif gen == "fps" and paper:
-                pass  # drawn class after class from one generator (paper_draw), not per class
-            elif gen in ("fps", "covmax"):
-                # Greedy orders: each k's points are the first k of one order per class
-                start = time.perf_counter()
-                n = len(samples)
-                largest = max([k for k in self.k_values if k < n], default=0)
-                if gen == "covmax":
-                    order = covmax_order(samples)
-                elif largest:
-                    order = farthest_point_sampling(
-                        samples, largest, np.random.default_rng(seed), self.device
-                    )
-                else:
-                    order = None  # every k keeps all samples
-                for k in self.k_values:
-                    self.selected[(gen, position, k)] = order[:k] if k < n else np.arange(n)
-                elapsed = time.perf_counter() - start
-                for k in self.k_values:
-                    seconds[k] += elapsed
+            for k, elapsed in prepare(self, x[y == label], random_state, position).items():
+                seconds[k] += elapsed
         return seconds
 
 
-#: GEN methods with work that :meth:`GenCache.prepare` shares across k.
-SHARED_ACROSS_K = frozenset({"kmeans", "kls", "kmedoids", "fps", "covmax"})
+@dataclass(frozen=True)
+class GenContext:
+    """What a GEN method's function gets besides the embeddings and k: the job's seed, the
+    compatibility mode, the device, the shared-work cache and the least-squares λ."""
+
+    random_state: int = 0
+    compat: str = "none"
+    device: str = "cpu"
+    cache: GenCache | None = None
+    ls_lambda: float = 1e-4
+
+    def class_seed(self, position: int) -> int:
+        return class_seed(self.random_state, position)
 
 
-def import_backends(gen_methods: Sequence[str] = GEN_METHODS, compat: str = "none") -> None:
-    """Import the libraries these GEN methods use now, so that GEN timings do not include their
-    import; only theirs: scikit-learn alone takes 1-2 s, which a grid without them (or a job
-    of a few milliseconds' work) need not pay."""
-    if "kmedoids" in gen_methods:
-        import kmedoids  # noqa: F401
-        import sklearn.metrics  # noqa: F401
-    if compat == "paper" and {"kmeans", "kls"} & set(gen_methods):
-        import sklearn.cluster  # noqa: F401
+#: How a method's function makes proxies: ``select`` returns the indices of the class's samples
+#: that become proxies (called only when the class has more than k samples), ``construct``
+#: returns new vectors for one class, ``joint`` solves for all classes at once.
+GenKind = Literal["select", "construct", "joint"]
+#: select / construct: ``(samples, k, context, position) -> indices or proxies``;
+#: joint: ``(x, y, k, context) -> (proxies, proxy labels)``
+ProxyFunction = Callable[..., Any]
+#: ``(cache, samples, random_state, position) -> {k: seconds}``: one class's work shared across
+#: the cache's k values, stored in the cache (a :class:`GenCache`) for the method's function to
+#: read. (Not typed with GenCache: a job that reads only the registry's names must not reach the
+#: code GenCache dispatches to, by imprint.codehash.)
+PrepareFunction = Callable[..., dict[int, float]]
+
+
+@dataclass(frozen=True)
+class GenMethod:
+    """One GEN method and what the rest of the library needs to know about it."""
+
+    name: str
+    kind: GenKind
+    proxies: ProxyFunction
+    #: the number of proxies per class is set by ``k`` (others ignore it)
+    uses_k: bool = False
+    #: work shared across k for one class (:meth:`GenCache.prepare`)
+    prepare: PrepareFunction | None = None
+    #: reads another method's shared work (kls reads kmeans' clusterings)
+    shares_work_of: str | None = None
+    #: with ``compat="paper"``, draws from one torch generator shared by the classes in label
+    #: order (:func:`paper_draw`), as the authors' code draws from torch's global generator
+    paper_sequential: bool = False
+    #: modules it imports, imported before GEN is timed (:func:`import_backends`); and those it
+    #: imports only with ``compat="paper"``
+    imports: tuple[str, ...] = ()
+    paper_imports: tuple[str, ...] = ()
+    #: picks extreme or arbitrary samples, so with small k a weak classifier by design (the
+    #: paper's finding): scikit-learn's "reasonable training score" check does not apply
+    weak_by_design: bool = False
+    #: another implementation of the named method (kept out of the default selection grid)
+    variant_of: str | None = None
+    #: how the classifier extends a class with more samples from its proxies alone, without
+    #: its embeddings: ``(proxies, count, samples) -> proxies``; None: imprint it again
+    extend: Callable[[np.ndarray, int, np.ndarray], np.ndarray] | None = None
+
+    @property
+    def per_class(self) -> bool:
+        """Imprints each class from its own samples alone, so a class can be added or extended
+        without touching the others."""
+        return self.kind != "joint"
+
+    @property
+    def shared_work(self) -> str | None:
+        """The method whose :meth:`GenCache.prepare` work this one reads, if any."""
+        if self.shares_work_of is not None:
+            return self.shares_work_of
+        return self.name if self.prepare is not None else None
+
+
+#: Every GEN method by name, in the order tables and figures list them.
+GEN_REGISTRY: dict[str, GenMethod] = {}
+
+
+def register_gen(name: str, kind: GenKind, **properties: Any) -> Callable:
+    """Decorator: register the decorated function as GEN method ``name`` (``properties`` are
+    :class:`GenMethod`'s fields)."""
+
+    def decorate(function: ProxyFunction) -> ProxyFunction:
+        if name in GEN_REGISTRY:
+            raise ValueError(f"GEN method {name!r} is registered twice")
+        GEN_REGISTRY[name] = GenMethod(name=name, kind=kind, proxies=function, **properties)
+        return function
+
+    return decorate
+
+
+def gen_method(name: str) -> GenMethod:
+    """The registry entry of ``name``, or a ValueError that lists the methods."""
+    try:
+        return GEN_REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown GEN method {name!r}; expected one of {tuple(GEN_REGISTRY)}"
+        ) from None
+
+
+def import_backends(gen_methods: Sequence[str] | None = None, compat: str = "none") -> None:
+    """Import the libraries these GEN methods (default: all) use now, so that GEN timings do not
+    include their import; only theirs: scikit-learn alone takes 1-2 s, which a grid without them
+    (or a job of a few milliseconds' work) need not pay."""
+    import importlib
+
+    for name in GEN_REGISTRY if gen_methods is None else gen_methods:
+        method = GEN_REGISTRY[name]
+        for module in method.imports + (method.paper_imports if compat == "paper" else ()):
+            importlib.import_module(module)
 
 
 def covariance_scores(x: np.ndarray) -> np.ndarray:
@@ -299,225 +351,249 @@ def least_squares_factor(x: np.ndarray, ls_lambda: float) -> Any:
     return scipy.linalg.cho_factor(gram)
 
 
-def alternating_kmedoids(x: np.ndarray, k: int, max_iter: int = 300) -> np.ndarray:
-    """k-medoids as scikit-learn-extra's ``KMedoids(n_clusters=k)`` runs with its defaults, the
-    IMPRINT authors' choice: Euclidean distances, ``init="heuristic"`` (the k points of smallest
-    total distance to all others), ``method="alternate"`` (assign every point to its nearest
-    medoid, move each medoid to the member of smallest total distance within its cluster, if
-    that is smaller; until nothing moves or ``max_iter``). Returns the medoids' indices, sorted.
-
-    Written out (a dozen lines, following scikit-learn-extra's steps and tie-breaking) because
-    scikit-learn-extra is unmaintained and does not install with current numpy; the kmedoids
-    package's ``alternating`` runs the same algorithm but not the same initialisation, and
-    tests/test_gen.py checks the two agree from the same start.
-    """
-    return alternating_for_each_k(x, [k], max_iter)[k][0]
+def _gram_factor(x: np.ndarray, context: GenContext) -> Any:
+    """The least-squares factorisation of ``x``, from the cache when it holds it (and stored
+    there when it did not)."""
+    cache = context.cache
+    factor = cache.gram_factor if cache is not None else None
+    if factor is None:
+        factor = least_squares_factor(x, context.ls_lambda)
+        if cache is not None:
+            cache.gram_factor = factor
+    return factor
 
 
-def alternating_for_each_k(
-    x: np.ndarray, k_values, max_iter: int = 300
-) -> dict[int, tuple[np.ndarray, float]]:
-    """:func:`alternating_kmedoids` for every k, sharing the distance matrix: per k the sorted
-    medoid indices (all samples where k >= their number) and the seconds it took, the distance
-    matrix counted for every k."""
-    from sklearn.metrics import pairwise_distances
+def _kmeans_of_class(
+    samples: np.ndarray, k: int, context: GenContext, position: int
+) -> KMeansSplit:
+    """One class's k-means, from the cache when it holds it (and stored there when it did not)."""
+    key = (position, k)
+    cache = context.cache
+    if cache is not None and key in cache.kmeans:
+        return cache.kmeans[key]
+    seed = gen_seed(context.random_state, position, context.compat)
+    result = kmeans_split(samples, k, seed, context.compat, context.device)
+    if cache is not None:
+        cache.kmeans[key] = result
+    return result
 
-    start = time.perf_counter()
-    distances = pairwise_distances(x) if any(k < len(x) for k in k_values) else None
-    shared = time.perf_counter() - start
-    found = {}
-    for k in k_values:
+
+# --- Shared work across k (GenCache.prepare) --------------------------------------------------
+
+
+def _prepare_kmeans(
+    cache: GenCache, samples: np.ndarray, random_state: int, position: int
+) -> dict[int, float]:
+    """One k-means per k (kmeans and kls read them)."""
+    seed = gen_seed(random_state, position, cache.compat)
+    seconds = {}
+    for k in cache.k_values:
         start = time.perf_counter()
-        if k >= len(x):
-            chosen = np.arange(len(x))
-        else:
-            medoids = np.argpartition(distances.sum(axis=1), k - 1)[:k]
-            chosen = np.sort(alternate_from(distances, medoids, max_iter))
-        found[k] = (chosen, shared + time.perf_counter() - start)
-    return found
+        cache.kmeans[(position, k)] = kmeans_split(samples, k, seed, cache.compat, cache.device)
+        seconds[k] = time.perf_counter() - start
+    return seconds
 
 
-def alternate_from(distances: np.ndarray, medoids: np.ndarray, max_iter: int = 300) -> np.ndarray:
-    """The alternating k-medoids iterations of :func:`alternating_kmedoids` from ``medoids``."""
-    medoids = np.array(medoids, copy=True)
-    for _ in range(max_iter):
-        previous = medoids.copy()
-        nearest = np.argmin(distances[medoids, :], axis=0)
-        for cluster in range(len(medoids)):
-            members = np.flatnonzero(nearest == cluster)
-            if len(members) == 0:
-                continue
-            costs = distances[np.ix_(members, members)].sum(axis=1)
-            best = int(np.argmin(costs))
-            if costs[best] < costs[np.argmax(members == medoids[cluster])]:
-                medoids[cluster] = members[best]
-        if np.array_equal(previous, medoids):
-            break
-    return medoids
+def _prepare_kmedoids(
+    cache: GenCache, samples: np.ndarray, random_state: int, position: int
+) -> dict[int, float]:
+    """FasterPAM for every k from one dissimilarity matrix and one BUILD; with compat paper the
+    authors' alternating k-medoids for every k from one distance matrix."""
+    from imprint.medoids import alternating_for_each_k, kmedoids_for_each_k
+
+    seconds = {}
+    if cache.compat == "paper":
+        for k, (chosen, elapsed) in alternating_for_each_k(samples, cache.k_values).items():
+            cache.selected[("kmedoids", position, k)] = chosen
+            seconds[k] = elapsed
+        return seconds
+    found, setup, swaps = kmedoids_for_each_k(
+        samples, cache.k_values, class_seed(random_state, position)
+    )
+    for k, chosen in found.items():
+        cache.selected[("kmedoids", position, k)] = chosen
+        seconds[k] = setup + swaps.get(k, 0.0)
+    return seconds
 
 
-def _select_indices(x: np.ndarray, gen: str, k: int, seed: int, device: str = "cpu") -> np.ndarray:
-    """Indices of the samples that become proxies for the sample-selecting GEN methods."""
-    n = len(x)
-    if gen == "all" or n <= k:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    if gen == "random":
-        return np.sort(rng.choice(n, size=k, replace=False))
-    if gen == "covmax":
-        return covmax_order(x)[:k]
-    if gen == "fps":
-        return farthest_point_sampling(x, k, rng, device)
-    if gen == "kmedoids":
-        return kmedoids_for_each_k(x, [k], seed)[0][k]
-    if gen == "kmedoids_alternate":
-        return alternating_kmedoids(x, k)
-    raise AssertionError(gen)
+def _greedy_order_preparer(name: str, order: Callable) -> PrepareFunction:
+    """Shared work of a greedy selection (fps, covmax): each k's points are the first k of one
+    order per class, ``order(cache, samples, largest k below the class size, seed)``."""
 
-
-#: Row blocks of the dissimilarity matrix that :func:`pam_build` processes at once (bounds its
-#: temporaries to a few times ``block x n`` floats).
-PAM_BUILD_BLOCK = 512
-
-
-def pam_build(dissimilarity: np.ndarray, k: int) -> np.ndarray:
-    """The medoids that ``kmedoids.pam_build(dissimilarity, k)`` returns, in its order.
-
-    Written by hand because the package's BUILD recomputes every candidate's gain from all n
-    points at each of the k steps (k·n² work: 22 s at n = 6,000, k = 100); here the gains are
-    kept up to date from the rows whose nearest medoid changed (about n² + n²·ln k): 1.1 s there.
-    Ties must resolve exactly as in the package, which sums each gain sequentially in float64
-    and keeps the first candidate with the smallest sum: candidates whose kept-up gain is within
-    a rounding bound of the best are re-summed in the package's order (``np.cumsum`` is a
-    sequential sum), and the first smallest wins. Like the package, it stops early (fewer than k
-    medoids) when no candidate lowers the loss, e.g. when the rest are duplicates of medoids.
-    """
-    d = np.asarray(dissimilarity, dtype=np.float64)
-    n = len(d)
-    if not 1 <= k <= n:
-        raise ValueError(f"k must be in [1, {n}], not {k}")
-    # First medoid: the smallest column sum over the other points, summed row by row as the
-    # package does (its diagonal entry skipped).
-    column_sums = np.zeros(n)
-    for j in range(n):
-        row = d[j].copy()
-        row[j] = 0.0
-        column_sums += row
-    medoids = [int(np.argmin(column_sums))]  # argmin: the first of equal sums
-    near = d[:, medoids[0]].copy()  # the package keeps d[m, m] here, not 0, for the first
-    diagonal = d.diagonal()
-    # gain[i] = -near[i] + sum over j != i of min(0, d[j, i] - near[j])
-    gain = np.zeros(n)
-    for start in range(0, n, PAM_BUILD_BLOCK):
-        rows = np.arange(start, min(start + PAM_BUILD_BLOCK, n))
-        gain += _gain_terms(d, rows, near[rows]).sum(axis=0)
-    gain += -near - np.minimum(0.0, diagonal - near)
-    # Both the kept-up and the sequential sums are within about (n + k)·eps·loss of the true
-    # sum; 1e-9·loss leaves a wide margin.
-    tolerance = 1e-9 * max(float(near.sum()), np.finfo(float).tiny)
-    for _ in range(1, k):
-        candidates = np.flatnonzero(gain <= gain.min() + tolerance)
-        exact = np.concatenate(
-            [
-                _sequential_gains(d, near, candidates[start : start + PAM_BUILD_BLOCK])
-                for start in range(0, len(candidates), PAM_BUILD_BLOCK)
-            ]
-        )
-        best, best_sum = int(candidates[np.argmin(exact)]), exact.min()  # the first smallest
-        if best_sum >= 0:  # no candidate lowers the loss
-            break
-        column = d[:, best]
-        changed = np.flatnonzero(column < near)
-        changed = np.append(changed[changed != best], best)
-        new_near = near.copy()
-        new_near[changed] = column[changed]
-        new_near[best] = 0.0
-        for start in range(0, len(changed), PAM_BUILD_BLOCK):
-            rows = changed[start : start + PAM_BUILD_BLOCK]
-            delta = _gain_terms(d, rows, new_near[rows]) - _gain_terms(d, rows, near[rows])
-            # A row's own column holds -near, not min(0, d[r, r] - near)
-            own = np.arange(len(rows))
-            delta[own, rows] = near[rows] - new_near[rows]
-            gain += delta.sum(axis=0)
-        near = new_near
-        medoids.append(best)
-    return np.asarray(medoids)
-
-
-def _sequential_gains(d: np.ndarray, near: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Each candidate's gain summed as the package sums it: ``-near[i]``, then
-    ``min(0, d[j, i] - near[j])`` for j = 0..n-1 but i, one after the other (``np.cumsum`` along
-    a row is sequential; the skipped term is set to 0, and adding 0 changes no sum)."""
-    terms = np.minimum(d[:, candidates].T - near[None, :], 0.0)
-    terms[np.arange(len(candidates)), candidates] = 0.0
-    sequence = np.concatenate((-near[candidates, None], terms), axis=1)
-    return np.cumsum(sequence, axis=1)[:, -1]
-
-
-def _gain_terms(d: np.ndarray, rows: np.ndarray, near: np.ndarray) -> np.ndarray:
-    """``min(0, d[r, i] - near[r])`` for the given rows r and every candidate i."""
-    block = d[rows] - near[:, None]
-    return np.minimum(block, 0.0, out=block)
-
-
-def transpose_in_place(square: np.ndarray, block: int = 512) -> None:
-    """Transpose a square C-ordered matrix in its own memory, block pair by block pair (numpy's
-    ``.T`` is a view and ``ascontiguousarray(a.T)`` a second n x n copy)."""
-    n = len(square)
-    for i in range(0, n, block):
-        rows = slice(i, min(i + block, n))
-        square[rows, rows] = square[rows, rows].T.copy()
-        for j in range(i + block, n, block):
-            columns = slice(j, min(j + block, n))
-            upper = square[rows, columns].copy()
-            square[rows, columns] = square[columns, rows].T
-            square[columns, rows] = upper.T
-
-
-def kmedoids_for_each_k(
-    x: np.ndarray, k_values, seed: int
-) -> tuple[dict[int, np.ndarray], float, dict[int, float]]:
-    """FasterPAM medoids (sorted sample indices) of ``x`` for every k in ``k_values``, each as
-    ``kmedoids.fasterpam(D, k, init="build", random_state=seed)`` finds them, sharing the work
-    between the k (``seed`` orders FasterPAM's swaps).
-
-    Returns the medoids per k, the seconds of the shared work (dissimilarities and BUILD) and the
-    seconds of each k's swap phase. The Euclidean dissimilarities stay float64: float32 would
-    halve the memory traffic of BUILD and the swaps, but changes the medoids where distances
-    (nearly) tie (measured), and these must equal a separate FasterPAM run's for every k.
-    FasterPAM reads the matrix column by column, so it gets the same values in column-major
-    layout (5x faster swaps at 6,000 points: 17 s to 3.5 s for 19 k), transposed in place.
-    """
-    import kmedoids
-    from sklearn.metrics import pairwise_distances_chunked
-
-    n = len(x)
-    found = {k: np.arange(n) for k in k_values if k >= n}
-    wanted = sorted({k for k in k_values if k < n})
-    if not wanted:
-        return found, 0.0, {}
-    start = time.perf_counter()
-    # Filled by row blocks: no n x n temporaries beside the matrix itself
-    dissimilarity = np.empty((n, n), dtype=np.float64)
-    row = 0
-    for block in pairwise_distances_chunked(x, working_memory=256):
-        dissimilarity[row : row + len(block)] = block
-        row += len(block)
-    build = pam_build(dissimilarity, wanted[-1])
-    transpose_in_place(dissimilarity)
-    column_major = dissimilarity.T  # the original values, each column contiguous
-    setup = time.perf_counter() - start
-    swaps = {}
-    for k in wanted:
+    def prepare(
+        cache: GenCache, samples: np.ndarray, random_state: int, position: int
+    ) -> dict[int, float]:
+        if name == "fps" and cache.compat == "paper":
+            # drawn class after class from one generator (paper_draw), not per class
+            return dict.fromkeys(cache.k_values, 0.0)
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            # fasterpam warns that the seed is ignored when it is given start medoids, but it
-            # does use it (to order the swaps), exactly as after its own BUILD.
-            warnings.simplefilter("ignore", UserWarning)
-            result = kmedoids.fasterpam(column_major, build[:k].copy(), random_state=seed, n_cpu=1)
-        found[k] = np.sort(np.asarray(result.medoids))
-        swaps[k] = time.perf_counter() - start
-    return found, setup, swaps
+        n = len(samples)
+        largest = max([k for k in cache.k_values if k < n], default=0)
+        ranking = order(cache, samples, largest, class_seed(random_state, position))
+        for k in cache.k_values:
+            cache.selected[(name, position, k)] = ranking[:k] if k < n else np.arange(n)
+        return dict.fromkeys(cache.k_values, time.perf_counter() - start)
+
+    return prepare
+
+
+def _fps_order(cache: GenCache, samples: np.ndarray, largest: int, seed: int) -> Any:
+    if not largest:
+        return None  # every k keeps all samples
+    return farthest_point_sampling(samples, largest, np.random.default_rng(seed), cache.device)
+
+
+def _covmax_order(cache: GenCache, samples: np.ndarray, largest: int, seed: int) -> np.ndarray:
+    return covmax_order(samples)
+
+
+# --- The methods, in the order tables and figures list them ------------------------------------
+
+
+def _extend_all(proxies: np.ndarray, count: int, samples: np.ndarray) -> np.ndarray:
+    """Every sample: the old ones and the new."""
+    return np.concatenate([proxies, samples])
+
+
+@register_gen("all", "select", extend=_extend_all)
+def _select_all(samples: np.ndarray, k: int, context: GenContext, position: int) -> np.ndarray:
+    """Every sample."""
+    return np.arange(len(samples))
+
+
+@register_gen("random", "select", uses_k=True, paper_sequential=True, weak_by_design=True)
+def _select_random(samples: np.ndarray, k: int, context: GenContext, position: int) -> np.ndarray:
+    """k samples drawn without replacement."""
+    rng = np.random.default_rng(context.class_seed(position))
+    return np.sort(rng.choice(len(samples), size=k, replace=False))
+
+
+def _extend_mean(proxies: np.ndarray, count: int, samples: np.ndarray) -> np.ndarray:
+    """The mean of ``count`` samples and ``samples``, from the first mean."""
+    return (proxies * count + samples.sum(axis=0, keepdims=True)) / (count + len(samples))
+
+
+@register_gen("mean", "construct", extend=_extend_mean)
+def _mean(samples: np.ndarray, k: int, context: GenContext, position: int) -> np.ndarray:
+    """The class mean (Qi et al.'s imprinting)."""
+    return samples.mean(axis=0, keepdims=True)
+
+
+@register_gen(
+    "kmeans",
+    "construct",
+    uses_k=True,
+    prepare=_prepare_kmeans,
+    paper_imports=("sklearn.cluster",),
+)
+def _kmeans_centres(samples: np.ndarray, k: int, context: GenContext, position: int) -> Any:
+    """The centres of a seeded k-means (:func:`kmeans_split`)."""
+    return _kmeans_of_class(samples, k, context, position).centers
+
+
+@register_gen(
+    "kmedoids",
+    "select",
+    uses_k=True,
+    prepare=_prepare_kmedoids,
+    imports=("kmedoids", "sklearn.metrics"),
+)
+def _select_kmedoids(samples: np.ndarray, k: int, context: GenContext, position: int) -> Any:
+    """FasterPAM medoids (BUILD initialisation, :func:`imprint.medoids.kmedoids_for_each_k`);
+    with compat paper the authors' alternating k-medoids."""
+    from imprint.medoids import alternating_kmedoids, kmedoids_for_each_k
+
+    if context.compat == "paper":
+        return alternating_kmedoids(samples, k)
+    return kmedoids_for_each_k(samples, [k], context.class_seed(position))[0][k]
+
+
+@register_gen("kmedoids_alternate", "select", uses_k=True, variant_of="kmedoids")
+def _select_alternating_kmedoids(
+    samples: np.ndarray, k: int, context: GenContext, position: int
+) -> np.ndarray:
+    """The alternating k-medoids of the authors' code
+    (:func:`imprint.medoids.alternating_kmedoids`)."""
+    from imprint.medoids import alternating_kmedoids
+
+    return alternating_kmedoids(samples, k)
+
+
+@register_gen(
+    "covmax",
+    "select",
+    uses_k=True,
+    prepare=_greedy_order_preparer("covmax", _covmax_order),
+    weak_by_design=True,
+)
+def _select_covmax(samples: np.ndarray, k: int, context: GenContext, position: int) -> Any:
+    """The k samples with the largest :func:`covariance_scores`."""
+    return covmax_order(samples)[:k]
+
+
+@register_gen(
+    "fps",
+    "select",
+    uses_k=True,
+    prepare=_greedy_order_preparer("fps", _fps_order),
+    paper_sequential=True,
+    weak_by_design=True,
+)
+def _select_fps(samples: np.ndarray, k: int, context: GenContext, position: int) -> np.ndarray:
+    """:func:`farthest_point_sampling` from a random start."""
+    rng = np.random.default_rng(context.class_seed(position))
+    return farthest_point_sampling(samples, k, rng, context.device)
+
+
+@register_gen("ls", "joint")
+def _least_squares(x: np.ndarray, y: np.ndarray, k: int, context: GenContext) -> Any:
+    """:func:`least_squares_proxies` over the classes (one proxy per class)."""
+    factor = _gram_factor(x, context)
+    return least_squares_proxies(x, y, context.ls_lambda, factor), np.unique(y)
+
+
+@register_gen(
+    "kls",
+    "joint",
+    uses_k=True,
+    shares_work_of="kmeans",
+    paper_imports=("sklearn.cluster",),
+)
+def _k_least_squares(x: np.ndarray, y: np.ndarray, k: int, context: GenContext) -> Any:
+    """k-means splits every class into k pseudo-classes, then least squares over all of them;
+    each proxy keeps its parent class's label."""
+    factor = _gram_factor(x, context)
+    classes = np.unique(y)
+    pseudo_class = np.empty(len(y), dtype=np.int64)
+    parent_labels = []
+    for position, label in enumerate(classes):
+        idx = np.flatnonzero(y == label)
+        split = _kmeans_of_class(x[idx], k, context, position)
+        # Empty clusters (only possible with duplicate points) get no pseudo-class.
+        _, dense = np.unique(split.assignment, return_inverse=True)
+        pseudo_class[idx] = len(parent_labels) + dense
+        parent_labels.extend([classes[position]] * (dense.max() + 1))
+    proxies = least_squares_proxies(x, pseudo_class, context.ls_lambda, factor)
+    return proxies, np.asarray(parent_labels)
+
+
+# --- Lists derived from the registry ------------------------------------------------------------
+
+GEN_METHODS = tuple(GEN_REGISTRY)
+#: GEN methods whose number of proxies per class is set by ``k``; the others ignore it.
+K_METHODS = frozenset(name for name, method in GEN_REGISTRY.items() if method.uses_k)
+#: GEN methods with work that :meth:`GenCache.prepare` shares across k.
+SHARED_ACROSS_K = frozenset(
+    name for name, method in GEN_REGISTRY.items() if method.shared_work is not None
+)
+#: GEN methods that, with ``compat="paper"``, draw from one torch generator seeded once per
+#: configuration and shared by the classes in label order (:func:`paper_draw`).
+PAPER_SEQUENTIAL_DRAWS = frozenset(
+    name for name, method in GEN_REGISTRY.items() if method.paper_sequential
+)
+#: GEN methods that imprint each class from its own samples alone (ls and kls solve for all
+#: classes at once): with these a class can be added or extended without touching the others.
+PER_CLASS_METHODS = tuple(name for name, method in GEN_REGISTRY.items() if method.per_class)
 
 
 def generate_proxies(
@@ -533,14 +609,14 @@ def generate_proxies(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Proxies ``[P, d]`` and their labels ``[P]`` (values of ``y``), in ascending label order.
 
-    ``gen`` is one of :data:`GEN_METHODS`:
+    ``gen`` is one of :data:`GEN_METHODS` (each documented on its function in this module):
 
     - ``all``: every sample; ``random``: k samples drawn without replacement; ``mean``: the mean;
     - ``kmeans``: the centres of a seeded k-means (:func:`kmeans_split`); ``kmedoids``:
       FasterPAM medoids (BUILD initialisation, from the ``kmedoids`` package, see
-      :func:`kmedoids_for_each_k`);
+      :func:`imprint.medoids.kmedoids_for_each_k`);
       ``kmedoids_alternate``: the alternating k-medoids of the authors' code
-      (:func:`alternating_kmedoids`);
+      (:func:`imprint.medoids.alternating_kmedoids`);
     - ``covmax``: the k samples with the largest :func:`covariance_scores`;
     - ``fps``: :func:`farthest_point_sampling` from a random start;
     - ``ls``: :func:`least_squares_proxies` over the classes (one proxy per class);
@@ -566,50 +642,39 @@ def generate_proxies(
         raise ValueError(f"the cache was prepared for compat {cache.compat!r}, not {compat!r}")
     if cache is not None and cache.device != device:
         raise ValueError(f"the cache was prepared on device {cache.device!r}, not {device!r}")
-    if gen not in GEN_METHODS:
-        raise ValueError(f"unknown GEN method {gen!r}; expected one of {GEN_METHODS}")
-    if gen in K_METHODS and k < 1:
+    method = gen_method(gen)
+    if method.uses_k and k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    context = GenContext(random_state, compat, device, cache, ls_lambda)
+    if method.kind == "joint":
+        return method.proxies(x, y, k, context)
     classes = np.unique(y)
     members = [np.flatnonzero(y == label) for label in classes]
-
-    factor = None
-    if gen in ("ls", "kls"):
-        factor = cache.gram_factor if cache is not None else None
-        if factor is None:
-            factor = least_squares_factor(x, ls_lambda)
-            if cache is not None:
-                cache.gram_factor = factor
-    if gen == "ls":
-        return least_squares_proxies(x, y, ls_lambda, factor), classes.copy()
-
-    if gen == "kls":
-        pseudo_class = np.empty(len(y), dtype=np.int64)
-        parent_labels = []
-        for position, idx in enumerate(members):
-            split = _kmeans_of_class(x[idx], k, random_state, position, compat, device, cache)
-            # Empty clusters (only possible with duplicate points) get no pseudo-class.
-            _, dense = np.unique(split.assignment, return_inverse=True)
-            pseudo_class[idx] = len(parent_labels) + dense
-            parent_labels.extend([classes[position]] * (dense.max() + 1))
-        proxies = least_squares_proxies(x, pseudo_class, ls_lambda, factor)
-        return proxies, np.asarray(parent_labels)
-
-    if compat == "paper" and gen in PAPER_SEQUENTIAL_DRAWS:
+    if compat == "paper" and method.paper_sequential:
         generator = paper_generator(random_state)
         blocks = [x[idx][paper_draw(x[idx], gen, k, generator)] for idx in members]
     else:
         blocks = [
-            class_proxies(x[idx], gen, k, random_state, position, compat, device, cache)
-            for position, idx in enumerate(members)
+            _one_class(method, x[idx], k, context, position) for position, idx in enumerate(members)
         ]
     labels = np.concatenate([np.full(len(b), c) for b, c in zip(blocks, classes, strict=True)])
     return np.concatenate(blocks), labels
 
 
-#: GEN methods that imprint each class from its own samples alone (ls and kls solve for all
-#: classes at once): with these a class can be added or extended without touching the others.
-PER_CLASS_METHODS = tuple(gen for gen in GEN_METHODS if gen not in ("ls", "kls"))
+def _one_class(
+    method: GenMethod, samples: np.ndarray, k: int, context: GenContext, position: int
+) -> np.ndarray:
+    """The proxies of one class by a per-class method: a construct method's vectors, or the
+    samples a select method picks (all of them when the class has at most k; from the cache
+    when it holds them)."""
+    if method.kind == "construct":
+        return method.proxies(samples, k, context, position)
+    cache = context.cache
+    if cache is not None and (method.name, position, k) in cache.selected:
+        return samples[cache.selected[(method.name, position, k)]]
+    if len(samples) <= k:
+        return samples[np.arange(len(samples))]
+    return samples[method.proxies(samples, k, context, position)]
 
 
 def class_proxies(
@@ -630,11 +695,11 @@ def class_proxies(
     With ``compat="paper"``, random and FPS draw after the classes before it
     (:data:`PAPER_SEQUENTIAL_DRAWS`): ``earlier_counts``, the sizes of the ``position`` classes
     before it, replay their draws first."""
-    if gen not in PER_CLASS_METHODS:
-        raise ValueError(
-            f"GEN {gen!r} imprints all classes together; per class: {PER_CLASS_METHODS}"
-        )
-    if compat == "paper" and gen in PAPER_SEQUENTIAL_DRAWS:
+    method = gen_method(gen)
+    if not method.per_class:
+        per_class = tuple(name for name, entry in GEN_REGISTRY.items() if entry.per_class)
+        raise ValueError(f"GEN {gen!r} imprints all classes together; per class: {per_class}")
+    if compat == "paper" and method.paper_sequential:
         if len(earlier_counts) != position:
             raise ValueError(
                 f"compat 'paper' {gen} draws after the classes before position {position}: "
@@ -644,23 +709,5 @@ def class_proxies(
         for count in earlier_counts:
             paper_draw(np.empty((count, 0)), gen, k, generator, replay=True)
         return samples[paper_draw(samples, gen, k, generator)]
-    if gen == "mean":
-        return samples.mean(axis=0, keepdims=True)
-    if gen == "kmeans":
-        return _kmeans_of_class(samples, k, random_state, position, compat, device, cache).centers
-    if cache is not None and (gen, position, k) in cache.selected:
-        return samples[cache.selected[(gen, position, k)]]
-    method = "kmedoids_alternate" if gen == "kmedoids" and compat == "paper" else gen
-    chosen = _select_indices(samples, method, k, class_seed(random_state, position), device)
-    return samples[chosen]
-
-
-def _kmeans_of_class(samples, k, random_state, position, compat, device, cache) -> KMeansSplit:
-    """One class's k-means, from ``cache`` when it holds it (and stored there when it did not)."""
-    key = (position, k)
-    if cache is not None and key in cache.kmeans:
-        return cache.kmeans[key]
-    result = kmeans_split(samples, k, gen_seed(random_state, position, compat), compat, device)
-    if cache is not None:
-        cache.kmeans[key] = result
-    return result
+    context = GenContext(random_state, compat, device, cache)
+    return _one_class(method, samples, k, context, position)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from imprint.agg import SCALINGS, TestEmbeddings, predict_all
-from imprint.gen import K_METHODS, SHARED_ACROSS_K, GenCache, generate_proxies, import_backends
+from imprint.gen import GenCache, gen_method, generate_proxies, import_backends
 from imprint.norm import normalize_embeddings, normalize_proxies
 
 #: Columns of a result table, factors first. Deterministic for a fixed seed.
@@ -34,8 +34,8 @@ TIMING_COLUMNS = ("gen", "k", "norm_pre", "n_proxies", "gen_time_s")
 
 @dataclass(frozen=True)
 class Grid:
-    """The factor levels to cross; ``k`` applies to :data:`imprint.gen.K_METHODS` only and ``m``
-    to ``agg: mnn`` only."""
+    """The factor levels to cross; ``k`` applies to GEN methods that use it
+    (:data:`imprint.gen.K_METHODS`) only and ``m`` to ``agg: mnn`` only."""
 
     gen: Sequence[str]
     k: Sequence[int] = (1,)
@@ -76,14 +76,18 @@ class Grid:
             (gen, k, norm_pre, norm_post, norm_inf, agg, m if agg == "mnn" else None)
             for norm_pre in self.norm_pre
             for gen in self.gen
-            for k in (self.k if gen in K_METHODS else (None,))
+            for k in self.k_levels(gen)
             for norm_post in self.norm_post
             for norm_inf in self.norm_inf
             for agg, m in self.variants()
         ]
 
+    def k_levels(self, gen: str) -> Sequence[int | None]:
+        """The k of ``gen``'s configurations: the grid's, or None for a method without k."""
+        return self.k if gen_method(gen).uses_k else (None,)
+
     def size(self) -> int:
-        gens = sum(len(self.k) if g in K_METHODS else 1 for g in self.gen)
+        gens = sum(len(self.k_levels(gen)) for gen in self.gen)
         return (
             gens
             * len(self.norm_pre)
@@ -129,11 +133,12 @@ def run_grid(
         cache = GenCache(k_values=tuple(grid.k), compat=grid.compat, device=gen_device)
         shared_seconds = {}  # per method (kls shares kmeans' clusterings), then per k
         for gen in grid.gen:
-            method = _shared_method(gen)
-            if gen in SHARED_ACROSS_K and method not in shared_seconds:
-                shared_seconds[method] = cache.prepare(x, train_y, method, seed)
+            shared = gen_method(gen).shared_work
+            if shared is not None and shared not in shared_seconds:
+                shared_seconds[shared] = cache.prepare(x, train_y, shared, seed)
         for gen in grid.gen:
-            for k in grid.k if gen in K_METHODS else (None,):
+            shared = gen_method(gen).shared_work
+            for k in grid.k_levels(gen):
                 start = time.perf_counter()
                 proxies, proxy_class = generate_proxies(
                     x,
@@ -147,8 +152,8 @@ def run_grid(
                     device=gen_device,
                 )
                 gen_time = time.perf_counter() - start
-                if gen in SHARED_ACROSS_K:
-                    gen_time += shared_seconds[_shared_method(gen)][k]
+                if shared is not None:
+                    gen_time += shared_seconds[shared][k]
                 timings.append((gen, k, norm_pre, len(proxies), gen_time))
                 predictions = predict_all(
                     test, proxies, proxy_class, n_classes, variants, rescaled, grid.norm_inf
@@ -180,8 +185,3 @@ def run_grid(
     results = pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).astype({"k": "Int64", "m": "Int64"})
     timing = pd.DataFrame(timings, columns=list(TIMING_COLUMNS)).astype({"k": "Int64"})
     return results, timing
-
-
-def _shared_method(gen: str) -> str:
-    """The method whose shared work ``gen`` reads: kls reads the k-means clusterings."""
-    return "kmeans" if gen == "kls" else gen

@@ -139,3 +139,35 @@ def test_a_call_at_import_time_reaches_what_it_calls(tmp_path, package_copy):
     assert "imprint.kmeans" in reached_modules(
         script(tmp_path, "from imprint.extra import COLUMNS\n")
     )
+
+
+def test_a_registered_function_is_reached_where_code_dispatches_through_its_registry(
+    tmp_path, package_copy
+):
+    """GEN methods are looked up in GEN_REGISTRY, never named: a grid job, which dispatches
+    through the registry, reaches what every registered method imports (k-means); a job that
+    reads only the names derived from the registry does not."""
+    (package_copy / "extra.py").write_text(
+        "REGISTRY = {}\n\n\n"
+        "def register(name):\n"
+        "    def decorate(function):\n"
+        "        REGISTRY[name] = function\n"
+        "        return function\n\n"
+        "    return decorate\n\n\n"
+        "@register('centres')\n"
+        "def centres():\n"
+        "    from .kmeans import kmeans\n\n"
+        "    return kmeans\n\n\n"
+        "NAMES = tuple(REGISTRY)\n\n\n"
+        "def dispatch(name):\n"
+        "    return REGISTRY[name]()\n"
+    )
+    assert "imprint.kmeans" in reached_modules(
+        script(tmp_path, "from imprint.extra import dispatch\n")
+    )
+    assert "imprint.kmeans" not in reached_modules(
+        script(tmp_path, "from imprint.extra import NAMES\n")
+    )
+    grid_job = reached_modules(REPO / "scripts" / "run_imprinting.py")
+    assert {"imprint.kmeans", "imprint.medoids"} <= set(grid_job)
+    assert "imprint.kmeans" not in reached_modules(REPO / "scripts" / "summarize.py")

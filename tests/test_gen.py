@@ -8,13 +8,15 @@ from imprint.gen import (
     K_METHODS,
     SHARED_ACROSS_K,
     GenCache,
-    alternate_from,
-    alternating_kmedoids,
     covariance_scores,
     farthest_point_sampling,
     generate_proxies,
-    kmedoids_for_each_k,
     least_squares_proxies,
+)
+from imprint.medoids import (
+    alternate_from,
+    alternating_kmedoids,
+    kmedoids_for_each_k,
     pam_build,
     transpose_in_place,
 )
@@ -455,14 +457,12 @@ def test_prepared_work_is_what_generate_reads_without_computing_it_again(gen, co
     def computed_again(*args, **kwargs):
         raise AssertionError("GEN recomputed work the cache holds")
 
-    for name in (
-        "kmeans_split",
-        "farthest_point_sampling",
-        "covariance_scores",
-        "kmedoids_for_each_k",
-        "alternating_for_each_k",
-    ):
+    import imprint.medoids as medoids_module
+
+    for name in ("kmeans_split", "farthest_point_sampling", "covariance_scores"):
         monkeypatch.setattr(gen_module, name, computed_again)
+    for name in ("kmedoids_for_each_k", "alternating_for_each_k", "alternating_kmedoids"):
+        monkeypatch.setattr(medoids_module, name, computed_again)
     for k in (2, 3):
         proxies, labels = generate_proxies(x, y, gen, k, random_state=7, cache=cache, compat=compat)
         np.testing.assert_allclose(proxies, fresh[k][0])
@@ -485,9 +485,12 @@ def test_each_k_is_charged_the_shared_work_a_run_for_it_alone_would_need(
     import types
 
     import imprint.gen as gen_module
+    import imprint.medoids as medoids_module
 
     ticks = iter(range(10**6))  # a clock that advances one second per reading
-    monkeypatch.setattr(gen_module, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    clock = types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    monkeypatch.setattr(gen_module, "time", clock)
+    monkeypatch.setattr(medoids_module, "time", clock)
     x, y = three_blobs()
     seconds = GenCache(k_values=(2, 3), compat=compat).prepare(x, y, gen, 0)
     assert seconds == {2: 3 * per_class, 3: 3 * per_class}  # three classes
@@ -516,7 +519,7 @@ def test_covariance_scores_are_numpys_row_covariances_summed_for_any_shape():
 def test_the_alternating_kmedoids_start_from_the_k_smallest_distance_sums():
     from sklearn.metrics import pairwise_distances
 
-    from imprint.gen import alternating_for_each_k
+    from imprint.medoids import alternating_for_each_k
 
     x, _ = three_blobs(seed=3)
     distances = pairwise_distances(x)
@@ -678,10 +681,11 @@ def test_kmeans_split_keeps_the_embeddings_dtype_and_defaults_to_the_cpu(compat)
 def test_a_k_at_least_the_class_size_is_charged_only_the_shared_setup(monkeypatch):
     import types
 
-    import imprint.gen as gen_module
+    import imprint.medoids as medoids_module
 
     ticks = iter(range(10**6))
-    monkeypatch.setattr(gen_module, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    clock = types.SimpleNamespace(perf_counter=lambda: next(ticks))
+    monkeypatch.setattr(medoids_module, "time", clock)
     x, y = three_blobs()  # 12 samples per class: k = 20 keeps them all, with no swaps to time
     seconds = GenCache(k_values=(2, 20)).prepare(x, y, "kmedoids", 0)
     assert seconds == {2: 3 * 2.0, 20: 3 * 1.0}
