@@ -71,11 +71,15 @@ def test_an_unchanged_workflow_has_no_param_changes(finished_run):
     assert rules_with_changed_params(REPO, finished_run) == set()
 
 
-MODULES = sorted(path.stem for path in (REPO / "imprint").glob("*.py"))
+#: Every module of the package, subpackages included ("figures.gen_vs_k", "figures.__init__")
+MODULES = sorted(
+    ".".join(path.relative_to(REPO / "imprint").with_suffix("").parts)
+    for path in (REPO / "imprint").rglob("*.py")
+)
 
 
 def module_name(module: str) -> str:
-    return "imprint" if module == "__init__" else f"imprint.{module}"
+    return "imprint" + "".join(f".{part}" for part in module.split(".") if part != "__init__")
 
 
 #: (module, rule) pairs whose hash covers a module that the tiny run's job does not load, because
