@@ -6,7 +6,7 @@ and the figures need to know (does it take ``k``, does it work class by class, w
 shares across k, how it runs with ``compat="paper"``, what it imports), and every name list
 (:data:`GEN_METHODS`, :data:`K_METHODS`, :data:`SHARED_ACROSS_K`, :data:`PER_CLASS_METHODS`,
 ...) is derived from the registry. Adding a method is one function and its decorator (see the
-README's "Adding a GEN method").
+README's "Where a new method, figure or source goes").
 
 All methods work class by class in ascending label order; a class's randomness comes from a seed
 derived from ``(random_state, class position)`` so that it does not depend on the other classes
@@ -519,25 +519,18 @@ def _select_alternating_kmedoids(
     return alternating_kmedoids(samples, k)
 
 
-@register_gen(
-    "covmax",
-    "select",
-    uses_k=True,
-    prepare=_greedy_order_preparer("covmax", _covmax_order),
-    weak_by_design=True,
-)
+_prepare_covmax = _greedy_order_preparer("covmax", _covmax_order)
+_prepare_fps = _greedy_order_preparer("fps", _fps_order)
+
+
+@register_gen("covmax", "select", uses_k=True, prepare=_prepare_covmax, weak_by_design=True)
 def _select_covmax(samples: np.ndarray, k: int, context: GenContext, position: int) -> Any:
     """The k samples with the largest :func:`covariance_scores`."""
     return covmax_order(samples)[:k]
 
 
 @register_gen(
-    "fps",
-    "select",
-    uses_k=True,
-    prepare=_greedy_order_preparer("fps", _fps_order),
-    paper_sequential=True,
-    weak_by_design=True,
+    "fps", "select", uses_k=True, prepare=_prepare_fps, paper_sequential=True, weak_by_design=True
 )
 def _select_fps(samples: np.ndarray, k: int, context: GenContext, position: int) -> np.ndarray:
     """:func:`farthest_point_sampling` from a random start."""

@@ -116,7 +116,7 @@ class LowShotOptions:
     shift: int = 1
     flip: bool = False
     copies: int = 5
-    device: str = "cpu"
+    device: str = "auto"
     num_workers: int = 0
 
     def __post_init__(self) -> None:

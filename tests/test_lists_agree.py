@@ -162,6 +162,44 @@ def test_the_jobs_conda_environment_holds_the_projects_runtime_requirements():
     assert {CONDA_NAMES.get(name, name) for name in required} == listed - {"python", "pip"}
 
 
+def _environment_pins() -> dict[str, str]:
+    """PyPI name -> version of every package envs/imprint.yaml pins (conda names mapped)."""
+    pypi_names = {conda: pypi for pypi, conda in CONDA_NAMES.items()}
+    environment = yaml.safe_load((REPO / "envs" / "imprint.yaml").read_text())["dependencies"]
+    pins = {}
+    for entry in environment:
+        for line in entry["pip"] if isinstance(entry, dict) else [entry]:
+            if line in ("python =3.11", "pip"):
+                continue
+            name, version = re.fullmatch(r"([A-Za-z0-9_.-]+) ?==?([0-9][0-9.]*)", line).groups()
+            pins[pypi_names.get(name, name)] = version
+    return pins
+
+
+def test_the_jobs_environment_pins_the_versions_ci_installs_and_this_install_has():
+    """envs/imprint.yaml (conda jobs), envs/constraints.txt (what .ci/run installs), the README's
+    torch install and this environment: the same versions."""
+    import importlib.metadata
+
+    constraints = dict(
+        line.split("==")
+        for line in (REPO / "envs" / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert _environment_pins() == constraints
+    assert "-c envs/constraints.txt torch torchvision" in (REPO / ".ci" / "run").read_text()
+    quick_start = f"torch=={constraints['torch']} torchvision=={constraints['torchvision']}"
+    assert quick_start in (REPO / "README.md").read_text()
+    installed = {name: importlib.metadata.version(name) for name in constraints}
+    mismatched = {
+        name: installed[name] for name in constraints if installed[name] != constraints[name]
+    }
+    assert not mismatched, (
+        f"installed {mismatched}, pinned {[f'{n}=={constraints[n]}' for n in mismatched]}: "
+        "pip install -c envs/constraints.txt -e '.[test]'"
+    )
+
+
 def test_the_suites_start_order_names_existing_test_modules_that_run_snakemake():
     from tests.conftest import LONGEST_FIRST
 
@@ -178,3 +216,21 @@ def test_the_commands_selection_grid_is_the_offline_defaults():
     assert {factor: list(getattr(SELECTION_GRID, factor)) for factor in FACTORS} == {
         factor: section[factor] for factor in FACTORS
     }
+
+
+def test_the_low_shot_options_default_to_the_schemas_defaults():
+    """The library's LowShotOptions (for callers without a config) and the schema (for the
+    workflow) give the same defaults; the schema's ``scope: auto`` is resolved per model."""
+    import dataclasses
+
+    from imprint.lowshot import LowShotOptions
+
+    properties = yaml.safe_load(SCHEMA.read_text())["properties"]["lowshot"]["properties"]
+    compared = {
+        field.name: (field.default, properties[field.name]["default"])
+        for field in dataclasses.fields(LowShotOptions)
+        if "default" in properties.get(field.name, {}) and field.name != "scope"
+    }
+    assert len(compared) >= 10
+    for name, (library, schema) in compared.items():
+        assert (list(library) if isinstance(library, tuple) else library) == schema, name

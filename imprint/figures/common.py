@@ -141,6 +141,14 @@ def lowshot_groups(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return groups
 
 
+def legend_below(fig: Any, axes: Any, ncols: int, title: str) -> Any:
+    """``fig`` with the first panel's legend below the panels and ``title`` above them."""
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
 @dataclass(frozen=True)
 class Figure:
     """A figure of results/figures/: how to draw it, what it reads, its report caption, and
@@ -205,6 +213,11 @@ def task_series_plan(
         "series": series,
         "tasks": {task: dict(tasks[task]) for task in members},
     }
+
+
+def always_drawn(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The plan of a figure every config draws, with no options."""
+    return {}
 
 
 def lowshot_tasks(config: Mapping[str, Any]) -> bool:

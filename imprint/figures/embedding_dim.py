@@ -11,6 +11,7 @@ from imprint.figures.common import (
     LOWSHOT_LABELS,
     LOWSHOT_METRICS,
     Figure,
+    legend_below,
     lowshot_colours,
     lowshot_tasks,
     panel_grid,
@@ -68,10 +69,7 @@ def plot_embedding_dim(
             ax.set_ylabel(f"accuracy, {label}")
             ax.set_title(f"{model} / {task} ({scope}, init {init})", fontsize=8)
             ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=7)
-    fig.suptitle("Accuracy against embedding dimension (Qi et al., Fig. 7)", fontsize=10)
-    return fig
+    return legend_below(fig, axes, 4, "Accuracy against embedding dimension (Qi et al., Fig. 7)")
 
 
 def plan(config: Mapping[str, Any]) -> dict[str, Any] | None:

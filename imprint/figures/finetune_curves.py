@@ -11,6 +11,7 @@ from imprint.figures.common import (
     LOWSHOT_LABELS,
     LOWSHOT_METRICS,
     Figure,
+    legend_below,
     lowshot_colours,
     lowshot_groups,
     lowshot_tasks,
@@ -53,10 +54,7 @@ def plot_finetune_curves(lowshot: pd.DataFrame) -> Any:
                 if column == 0:
                     ax.set_ylabel(f"accuracy, {label}")
                 ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7)
-    fig.suptitle("Fine-tuning curves (Qi et al., Figures 3-4)", fontsize=10)
-    return fig
+    return legend_below(fig, axes, 3, "Fine-tuning curves (Qi et al., Figures 3-4)")
 
 
 def plan(config: Mapping[str, Any]) -> dict[str, Any] | None:

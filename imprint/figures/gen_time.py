@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,6 +9,7 @@ import pandas as pd
 
 from imprint.figures.common import (
     Figure,
+    always_drawn,
     gen_colours,
     pyplot,
 )
@@ -53,11 +53,6 @@ def plot_gen_time(summary: pd.DataFrame) -> Any:
     return fig
 
 
-def plan(config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Always drawn."""
-    return {}
-
-
 FIGURE = Figure(
     "gen_time",
     plot_gen_time,
@@ -66,5 +61,5 @@ FIGURE = Figure(
 GEN wall time per method and k across groups (FM × task), from
 results/tables/gen_time_summary.csv: bars are medians, whiskers span minimum to maximum,
 diamonds are means; log scale.""",
-    plan,
+    always_drawn,
 )

@@ -12,6 +12,7 @@ from imprint.figures.common import (
     LOWSHOT_METRICS,
     Figure,
     k_axis,
+    legend_below,
     lowshot_colours,
     lowshot_groups,
     lowshot_tasks,
@@ -48,10 +49,9 @@ def plot_lowshot(lowshot_summary: pd.DataFrame) -> Any:
             ax.set_ylabel(f"accuracy, {label}")
             ax.set_title(where, fontsize=8)
             ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=6, fontsize=7)
-    fig.suptitle("Low-shot learning (Qi et al.): top-1 accuracy among all classes", fontsize=10)
-    return fig
+    return legend_below(
+        fig, axes, 6, "Low-shot learning (Qi et al.): top-1 accuracy among all classes"
+    )
 
 
 def plan(config: Mapping[str, Any]) -> dict[str, Any] | None:
