@@ -1,16 +1,21 @@
 """One function per workflow stage: what a Snakemake job does, callable without Snakemake.
 
-The scripts in ``scripts/`` only unpack ``snakemake.input/params/output`` and call these.
+Each stage function takes keyword-only arguments named as its rule's ``input``, ``output``,
+``params`` and wildcards (and ``threads``). The scripts in ``scripts/`` are one line each,
+``run_rule(snakemake, run_<stage>)``: :func:`run_rule` passes every argument by its name, so
+rule, script and stage agree by name, not by position (tests/test_rules.py checks every rule
+against its stage's signature).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import sys
 import time
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +86,54 @@ def loaded_modules() -> list[str]:
     return sorted(name for name in sys.modules if name == package or name.startswith(f"{package}."))
 
 
+def rule_arguments(job: Any, stage: Callable[..., Any], given: Sequence[str] = ()) -> dict:
+    """The arguments of ``stage`` for a Snakemake ``job`` (the ``snakemake`` object of a rule's
+    script): each parameter by its name from the job's input, output, params or wildcards, and
+    ``threads`` from the job; a ``**`` parameter takes every named input not taken otherwise.
+    Parameters in ``given`` are left to the caller. A parameter without default that the rule
+    does not name, or that it names twice, is an error naming both."""
+    parts = {
+        "input": job.input,
+        "output": job.output,
+        "params": job.params,
+        "wildcards": job.wildcards,
+    }
+    arguments: dict[str, Any] = {}
+    rest = None
+    for name, parameter in inspect.signature(stage).parameters.items():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            rest = name
+            continue
+        if name in given:
+            continue
+        if name == "threads":
+            arguments[name] = job.threads
+            continue
+        found = [part for part, values in parts.items() if name in values.keys()]
+        if len(found) > 1:
+            raise TypeError(f"{stage.__name__}: the rule names {name!r} as {' and '.join(found)}")
+        if found:
+            arguments[name] = getattr(parts[found[0]], name)
+        elif parameter.default is inspect.Parameter.empty:
+            raise TypeError(
+                f"{stage.__name__} needs {name!r}, which its rule names in none of its "
+                "input, output, params or wildcards"
+            )
+    if rest is not None:
+        taken = set(arguments) | set(given)
+        arguments |= {name: path for name, path in job.input.items() if name not in taken}
+    return arguments
+
+
+def run_rule(job: Any, stage: Callable[..., Any], **given: Any) -> None:
+    """The body of every rule's script: ``stage`` with its arguments from the rule by name
+    (:func:`rule_arguments`) and ``given``, logged to the rule's log (:func:`logged`)."""
+    with logged(job.log[0], job.threads):
+        stage(**rule_arguments(job, stage, tuple(given)), **given)
+
+
 def run_prepare_dataset(
+    *,
     spec: Mapping[str, Any],
     manifest: str,
     components: Mapping[str, tuple[Mapping[str, Any], str]] | None = None,
@@ -95,52 +147,56 @@ def run_prepare_dataset(
 
 
 def run_prepare_model(
+    *,
     spec: Mapping[str, Any],
-    out: str,
-    dataset_spec: Mapping[str, Any] | None,
-    dataset_manifest: str | None,
-    threads: int,
+    network: str,
+    dataset_spec: Mapping[str, Any] | None = None,
+    manifest: str | None = None,
+    threads: int = 1,
 ) -> None:
+    """The model file ``network``; ``manifest``: that of the dataset it is trained on,
+    where the workflow trains it."""
     from imprint.datasets import split_images
     from imprint.models import model_source
 
     source = model_source(spec)
     training_data = (
-        split_images(dataset_spec, dataset_manifest, "train", transform=source.preprocess(spec))
-        if dataset_manifest
+        split_images(dataset_spec, manifest, "train", transform=source.preprocess(spec))
+        if manifest
         else None
     )
-    source.prepare(spec, Path(out), training_data, threads)
+    source.prepare(spec, Path(network), training_data, threads)
 
 
 def run_embed(
+    *,
     model_spec: Mapping[str, Any],
-    model_file: str,
+    network: str,
     dataset_spec: Mapping[str, Any],
-    dataset_manifest: str,
+    manifest: str,
     split: str,
-    out: str,
+    embeddings: str,
     embedding: Mapping[str, Any],
-    threads: int,
+    threads: int = 1,
     model: str = "",
 ) -> None:
+    """The ``embeddings`` file of one split of the dataset of ``manifest`` under the model file
+    ``network``, with the ``embedding:`` section's batch size, workers and device."""
     from imprint.datasets import split_embeddings, split_images
     from imprint.embed import extract_embeddings
     from imprint.models import model_source
 
     source = model_source(model_spec)
     if getattr(source, "reads_embeddings", False):  # precomputed: read, no extraction
-        embeddings, labels = split_embeddings(dataset_spec, dataset_manifest, split, model)
-        log.info("%d precomputed embeddings of dimension %d", *embeddings.shape)
-        save_arrays(out, embeddings=embeddings, labels=labels)
+        vectors, labels = split_embeddings(dataset_spec, manifest, split, model)
+        log.info("%d precomputed embeddings of dimension %d", *vectors.shape)
+        save_arrays(embeddings, embeddings=vectors, labels=labels)
         return
-    network = source.load(model_spec, Path(model_file))
-    images = split_images(
-        dataset_spec, dataset_manifest, split, transform=source.preprocess(model_spec)
-    )
+    loaded = source.load(model_spec, Path(network))
+    images = split_images(dataset_spec, manifest, split, transform=source.preprocess(model_spec))
     start = time.perf_counter()
-    embeddings, labels = extract_embeddings(
-        network,
+    vectors, labels = extract_embeddings(
+        loaded,
         images,
         batch_size=embedding["batch_size"],
         num_workers=embedding["num_workers"],
@@ -148,28 +204,31 @@ def run_embed(
         threads=threads,
     )
     seconds = time.perf_counter() - start
-    if not np.isfinite(embeddings).all():
-        raise ValueError(f"{out}: the model produced NaN or inf embeddings")
+    if not np.isfinite(vectors).all():
+        raise ValueError(f"{embeddings}: the model produced NaN or inf embeddings")
     log.info(
         "%d embeddings of dimension %d in %.2f s (%.0f images/s)",
-        *embeddings.shape,
+        *vectors.shape,
         seconds,
-        len(embeddings) / max(seconds, 1e-9),
+        len(vectors) / max(seconds, 1e-9),
     )
-    save_arrays(out, embeddings=embeddings, labels=labels)
+    save_arrays(embeddings, embeddings=vectors, labels=labels)
 
 
 def run_build_task(
+    *,
     spec: Mapping[str, Any],
     dataset_spec: Mapping[str, Any],
-    dataset_manifest: str,
-    seed: int,
-    out: str,
+    manifest: str,
+    seed: int | str,
+    task_split: str,
 ) -> None:
+    """The index file ``task_split`` of one task and seed on the dataset of ``manifest``."""
     from imprint.datasets import all_split_labels, class_ids_of
     from imprint.tasks import build_task
 
-    labels = all_split_labels(dataset_spec, dataset_manifest)
+    seed = int(seed)  # a wildcard is a string
+    labels = all_split_labels(dataset_spec, manifest)
     available = class_ids_of(dataset_spec, labels["train"])
     task = build_task(spec, labels["train"], labels["test"], available, seed)
     log.info(
@@ -181,7 +240,7 @@ def run_build_task(
         len(task["test_index"]),
         task["task_label"].max() + 1,
     )
-    save_arrays(out, **task)
+    save_arrays(task_split, **task)
 
 
 def _embeddings(path: str, index: np.ndarray) -> np.ndarray:
@@ -208,50 +267,54 @@ def check_same_width(
 
 
 def run_imprinting(
-    train_embeddings: str,
-    test_embeddings: str,
-    task_file: str,
-    grid_section: Mapping[str, Any],
+    *,
+    train: str,
+    test: str,
+    task_split: str,
+    grid: Mapping[str, Any],
     ls_lambda: float,
     model: str,
     task: str,
-    seed: int,
-    out: str,
-    out_gen_time: str,
-    selection_section: Mapping[str, Any] | None = None,
-    out_selection: str | None = None,
+    seed: int | str,
+    results: str,
+    gen_time: str,
+    selection_spec: Mapping[str, Any] | None = None,
+    selection: str | None = None,
 ) -> None:
-    """The grid of one (model, task, seed) on its train/test split; with ``out_selection``, also
-    the configuration chosen on held-out training data (``selection_section``, see
-    :mod:`imprint.selection`) with its test accuracy, one row."""
+    """The ``grid`` (the ``imprinting:`` section) of one (model, task, seed) on the ``train``
+    and ``test`` embeddings and the task's ``task_split``: the ``results`` and ``gen_time``
+    tables; with ``selection``, also the configuration chosen on held-out training data
+    (``selection_spec``, see :mod:`imprint.selection`) with its test accuracy, one row."""
     from imprint.grid import Grid, run_grid
 
-    grid = Grid.from_config(grid_section, ls_lambda)
-    split = load_arrays(task_file)
-    train = _embeddings(train_embeddings, split["train_index"])
-    test = _embeddings(test_embeddings, split["test_index"])
-    check_same_width(train, test, train_embeddings, test_embeddings)
+    seed = int(seed)  # a wildcard is a string
+    train_file, test_file = train, test
+    levels = Grid.from_config(grid, ls_lambda)
+    split = load_arrays(task_split)
+    train = _embeddings(train_file, split["train_index"])
+    test = _embeddings(test_file, split["test_index"])
+    check_same_width(train, test, train_file, test_file)
     start = time.perf_counter()
-    results, timing = run_grid(
+    rows, timing = run_grid(
         train,
         split["train_label"],
         test,
         split["test_label"],
-        grid,
+        levels,
         seed,
     )
-    log.info("%d configurations in %.2f s", len(results), time.perf_counter() - start)
-    tables = [(results, out), (timing, out_gen_time)]
-    if out_selection is not None:
+    log.info("%d configurations in %.2f s", len(rows), time.perf_counter() - start)
+    tables = [(rows, results), (timing, gen_time)]
+    if selection is not None:
         from imprint.selection import SelectionSpec, select_configuration, selection_row
 
         start = time.perf_counter()
         chosen = select_configuration(
-            train, split["train_label"], grid, seed, SelectionSpec.from_config(selection_section)
+            train, split["train_label"], levels, seed, SelectionSpec.from_config(selection_spec)
         )
-        row = selection_row(chosen, results)
+        row = selection_row(chosen, rows)
         log.info("selected %s in %.2f s: %s", chosen.selected_by, time.perf_counter() - start, row)
-        tables.append((pd.DataFrame([row]).astype({"k": "Int64", "m": "Int64"}), out_selection))
+        tables.append((pd.DataFrame([row]).astype({"k": "Int64", "m": "Int64"}), selection))
     for table, path in tables:
         table.insert(0, "seed", seed)
         table.insert(0, "task", task)
@@ -259,27 +322,29 @@ def run_imprinting(
         write_table(table, path)
 
 
-def run_selection_summary(selection_table: str, out: str) -> None:
+def run_selection_summary(*, selection: str, summary: str) -> None:
     from imprint.selection import selection_summary
 
-    write_table(selection_summary(read_table(selection_table)), out)
+    write_table(selection_summary(read_table(selection)), summary)
 
 
 def run_export_classifiers(
+    *,
     tasks: Sequence[str],
-    inputs: Mapping[str, str],
-    outputs: Sequence[str],
+    folders: Sequence[str],
     model_spec: Mapping[str, Any],
-    grid_section: Mapping[str, Any],
+    grid: Mapping[str, Any],
     ls_lambda: float,
     config_sha256: Mapping[str, str],
+    **inputs: str,
 ) -> None:
     """Per task, the configuration selected for (model, task) at its first seed, fit on that
-    seed's whole training split, as a classifier folder (:mod:`imprint.artifact`) named by class.
+    seed's whole training split, as a classifier folder (:mod:`imprint.artifact`) named by class,
+    one of ``folders`` per task.
 
     ``inputs``: ``<kind>__<task>`` -> file for the kinds train (embeddings), task, selection,
-    dataset (manifest) and nc1, and ``model`` (the model file) where the network was trained by
-    the workflow: its weights travel with the classifiers. Each embeddings file and the model
+    dataset (manifest) and nc1, and ``network`` (the model file) where the network was trained
+    by the workflow: its weights travel with the classifiers. Each embeddings file and the model
     file are read once, however many tasks share them."""
     from imprint.models import model_source
 
@@ -288,10 +353,10 @@ def run_export_classifiers(
     if source.training_dataset(model_spec):
         import torch
 
-        carried = torch.load(inputs["model"], map_location="cpu", weights_only=True)
+        carried = torch.load(inputs["network"], map_location="cpu", weights_only=True)
     backbone = None if getattr(source, "reads_embeddings", False) else dict(model_spec)
     embeddings: dict[str, np.ndarray] = {}
-    for task, out in zip(tasks, outputs, strict=True):
+    for task, out in zip(tasks, folders, strict=True):
         train = inputs[f"train__{task}"]
         if train not in embeddings:
             embeddings[train] = _all_embeddings(train)
@@ -300,7 +365,7 @@ def run_export_classifiers(
             {kind: inputs[f"{kind}__{task}"] for kind in ("task", "selection", "dataset", "nc1")},
             backbone,
             carried,
-            grid_section,
+            grid,
             ls_lambda,
             config_sha256[task],
             out,
@@ -356,21 +421,23 @@ def _export_classifier(
 
 
 def run_nc1(
-    train_embeddings: str,
-    task_files: Sequence[str],
+    *,
+    train: str,
+    tasks: Sequence[str],
     seeds: Sequence[int],
     model: str,
     task: str,
-    out: str,
+    table: str,
     variants: Sequence[str] = ("papyan",),
 ) -> None:
-    """NC1 of a task's full train split (before n-shot subsampling), one row per seed and
-    variant (see :func:`imprint.nc.nc1`)."""
+    """NC1 of a task's full train split (before n-shot subsampling) from the ``train``
+    embeddings and the task's split files (``tasks``, one per seed of ``seeds``), one row per
+    seed and variant (see :func:`imprint.nc.nc1`)."""
     from imprint.nc import nc1
 
-    embeddings = load_arrays(train_embeddings)["embeddings"]
+    embeddings = load_arrays(train)["embeddings"]
     rows = []
-    for seed, task_file in zip(seeds, task_files, strict=True):
+    for seed, task_file in zip(seeds, tasks, strict=True):
         split = load_arrays(task_file)
         for variant in variants:
             value = nc1(embeddings[split["full_train_index"]], split["full_train_label"], variant)
@@ -386,24 +453,29 @@ def run_nc1(
                 }
             )
             log.info("seed %d: NC1 (%s) = %.4g", seed, variant, value)
-    write_table(pd.DataFrame(rows), out)
+    write_table(pd.DataFrame(rows), table)
 
 
 def run_lowshot(
+    *,
     model_spec: Mapping[str, Any],
-    model_file: str,
+    network: str,
     dataset_spec: Mapping[str, Any],
-    dataset_manifest: str,
-    embeddings: Mapping[str, str],
+    manifest: str,
     task_spec: Mapping[str, Any],
     section: Mapping[str, Any],
     model: str,
     task: str,
-    seed: int,
-    out: str,
+    seed: int | str,
+    table: str,
+    train: str | None = None,
+    test: str | None = None,
 ) -> None:
-    """Qi et al.'s low-shot methods for one (model, low-shot task, seed); ``embeddings``: the
-    cached ``train`` and ``test`` embeddings (read by the ``head`` scope only)."""
+    """Qi et al.'s low-shot methods for one (model, low-shot task, seed) with the model file
+    ``network`` on the dataset of ``manifest``: the rows in ``table``. ``train`` and ``test``:
+    the cached embeddings (read by the ``head`` scope only)."""
+    seed = int(seed)  # a wildcard is a string
+    embeddings = {"train": train, "test": test}
     from imprint.datasets import all_split_labels, class_ids_of, split_images
     from imprint.lowshot import (
         LowShotData,
@@ -417,7 +489,7 @@ def run_lowshot(
 
     scope = lowshot_scope(section["scope"], model_spec)
     options = LowShotOptions.from_config(section, scope, task_spec["n_shot"])
-    labels = all_split_labels(dataset_spec, dataset_manifest)
+    labels = all_split_labels(dataset_spec, manifest)
     base_classes, novel_classes = task_classes(
         task_spec, model_spec, class_ids_of(dataset_spec, labels["train"]), labels["train"]
     )
@@ -429,18 +501,18 @@ def run_lowshot(
     )
     source = model_source(model_spec)
     if model_spec["source"] == "base_cnn":
-        trained = source.load_with_head(model_spec, Path(model_file))
+        trained = source.load_with_head(model_spec, Path(network))
         data.network = trained[0]
         if model_spec.get("head", "cosine") == "cosine":
             data.base_head = trained[1]
         in_channels, dim = trained[0][0].in_channels, model_spec["embedding_dim"]
         data.fresh_network = lambda: small_cnn(in_channels, dim, 1)[0]
     elif scope == "full" or "imprint_aug" in options.methods:
-        data.network = source.load(model_spec, Path(model_file))
+        data.network = source.load(model_spec, Path(network))
     if data.network is not None:
         preprocess = source.preprocess(model_spec)
         data.train_images, data.test_images = (
-            split_images(dataset_spec, dataset_manifest, split, transform=preprocess)
+            split_images(dataset_spec, manifest, split, transform=preprocess)
             for split in ("train", "test")
         )
     if scope == "head":
@@ -471,34 +543,37 @@ def run_lowshot(
     start = time.perf_counter()
     rows = run_seed(data, options, seed)
     log.info("%d rows in %.2f s", len(rows), time.perf_counter() - start)
-    table = results_table(rows, model=model, task=task, seed=seed, scope=scope, init=options.init)
-    write_table(table, out)
+    rows_table = results_table(
+        rows, model=model, task=task, seed=seed, scope=scope, init=options.init
+    )
+    write_table(rows_table, table)
 
 
 def run_lowshot_summary(
-    lowshot_table: str, out: str, paper: Mapping[str, Mapping[str, Any]] | None = None
+    *, lowshot: str, summary: str, paper: Mapping[str, Mapping[str, Any]] | None = None
 ) -> None:
     """Qi et al.'s Tables 1-2; ``paper``: published accuracies per low-shot task, set beside."""
     from imprint.stats import lowshot_summary
 
-    write_table(lowshot_summary(read_table(lowshot_table), paper), out)
+    write_table(lowshot_summary(read_table(lowshot), paper), summary)
 
 
-def run_concat(tables: Sequence[str], out: str) -> None:
+def run_concat(*, tables: Sequence[str], table: str) -> None:
+    """The rows of ``tables`` in one ``table``."""
     frames = [read_table(path) for path in tables]
-    write_table(pd.concat(frames, ignore_index=True), out)
+    write_table(pd.concat(frames, ignore_index=True), table)
 
 
-def run_summary(results_table: str, out: str) -> None:
+def run_summary(*, results: str, summary: str) -> None:
     from imprint.stats import configuration_summary
 
-    write_table(configuration_summary(read_table(results_table)), out)
+    write_table(configuration_summary(read_table(results)), summary)
 
 
-def run_nc1_summary(nc1_table: str, out: str) -> None:
+def run_nc1_summary(*, nc1: str, summary: str) -> None:
     from imprint.stats import nc1_summary
 
-    write_table(nc1_summary(pd.read_csv(nc1_table)), out)
+    write_table(nc1_summary(pd.read_csv(nc1)), summary)
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -514,41 +589,41 @@ def read_table(path: str) -> pd.DataFrame:
 
 
 def run_nc1_vs_gain(
-    results_table: str, nc1_table: str, k_values: Sequence[int], tasks: Sequence[str], out: str
+    *, results: str, nc1: str, k: Sequence[int], tasks: Sequence[str], table: str
 ) -> None:
+    """NC1 against the gain of k-means (each of ``k``) over the mean, on ``tasks``."""
     from imprint.stats import nc1_vs_gain
 
-    table = nc1_vs_gain(
-        read_table(results_table), primary_nc1(pd.read_csv(nc1_table)), k_values, tasks
-    )
-    for k, rows in table.groupby("k"):
+    gains = nc1_vs_gain(read_table(results), primary_nc1(pd.read_csv(nc1)), k, tasks)
+    for k_value, rows in gains.groupby("k"):
         log.info(
             "k=%d: Spearman rho(NC1, gain) = %.3f (p = %.3g, %d points)",
-            k,
+            k_value,
             rows["spearman_rho"].iloc[0],
             rows["spearman_pvalue"].iloc[0],
             len(rows),
         )
-    write_table(table, out)
+    write_table(gains, table)
 
 
-def run_gen_time_summary(gen_time_table: str, out: str) -> None:
+def run_gen_time_summary(*, gen_time: str, summary: str) -> None:
     from imprint.stats import gen_time_summary
 
-    write_table(gen_time_summary(read_table(gen_time_table)), out)
+    write_table(gen_time_summary(read_table(gen_time)), summary)
 
 
 def run_figure(
-    figure: str, tables: Mapping[str, str], options: Mapping[str, Any], out_pdf: str, out_png: str
+    *, figure: str, options: Mapping[str, Any], pdf: str, png: str, **tables: str
 ) -> None:
-    """Draw one of :data:`imprint.figures.FIGURES` from its tables (argument name -> path)."""
+    """Draw one of :data:`imprint.figures.FIGURES` from its ``tables`` (the plot function's
+    argument name -> path) with its plan ``options``, as ``pdf`` and ``png``."""
     from imprint.figures import FIGURES, save_figure
 
     loaded = {name: read_table(path) for name, path in tables.items()}
     if "nc1" in loaded:
         loaded["nc1"] = primary_nc1(loaded["nc1"])
     fig = FIGURES[figure].plot(**loaded, **options)
-    save_figure(fig, out_pdf, out_png)
+    save_figure(fig, pdf, png)
 
 
 def primary_nc1(nc1_rows: pd.DataFrame) -> pd.DataFrame:
@@ -562,19 +637,21 @@ def primary_nc1(nc1_rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_comparison(
-    results_table: str,
-    name: str,
+    *,
+    results: str,
+    comparison: str,
     spec: Mapping[str, Any],
     alpha: float,
     posthoc: str,
-    out_table: str,
-    out_pdf: str,
-    out_png: str,
-    out_paper_csv: str | None = None,
-    out_paper_tex: str | None = None,
+    table: str,
+    pdf: str,
+    png: str,
+    paper_csv: str | None = None,
+    paper_tex: str | None = None,
 ) -> None:
-    """A comparison's Friedman + post-hoc table and CD diagram, and (with ``out_paper_*``) the
-    same comparison in the IMPRINT paper's table layout (:func:`imprint.stats.paper_table`)."""
+    """Comparison ``comparison``'s Friedman + post-hoc ``table`` and CD diagram (``pdf``,
+    ``png``), and (with ``paper_csv`` and ``paper_tex``) the same comparison in the IMPRINT
+    paper's table layout (:func:`imprint.stats.paper_table`)."""
     from imprint.figures import cd_diagram, save_figure
     from imprint.io import atomic_path
     from imprint.stats import (
@@ -585,16 +662,16 @@ def run_comparison(
         paper_table_latex,
     )
 
-    results = read_table(results_table)
-    matrix = comparison_matrix(results, name, spec)
+    rows = read_table(results)
+    matrix = comparison_matrix(rows, comparison, spec)
     result = compare(matrix, alpha, posthoc)
-    log.info("comparison %s: %s", name, result.note)
-    write_table(comparison_table(result), out_table)
-    fig, _ = cd_diagram(result, spec.get("title", name), alpha)
-    save_figure(fig, out_pdf, out_png)
-    if out_paper_csv is None or out_paper_tex is None:
+    log.info("comparison %s: %s", comparison, result.note)
+    write_table(comparison_table(result), table)
+    fig, _ = cd_diagram(result, spec.get("title", comparison), alpha)
+    save_figure(fig, pdf, png)
+    if paper_csv is None or paper_tex is None:
         return
-    table = paper_table(results, spec)
-    write_table(table, out_paper_csv)
-    with atomic_path(out_paper_tex) as tmp:
-        tmp.write_text(paper_table_latex(table, spec.get("title", name)))
+    in_paper_layout = paper_table(rows, spec)
+    write_table(in_paper_layout, paper_csv)
+    with atomic_path(paper_tex) as tmp:
+        tmp.write_text(paper_table_latex(in_paper_layout, spec.get("title", comparison)))

@@ -1,6 +1,5 @@
 """Snakemake script of rules `collect_*`: concatenate per-job tables into one."""
 
-from imprint.stages import logged, run_concat
+from imprint.stages import run_concat, run_rule
 
-with logged(snakemake.log[0], snakemake.threads):
-    run_concat(list(snakemake.input), snakemake.output[0])
+run_rule(snakemake, run_concat)

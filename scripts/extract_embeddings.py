@@ -1,16 +1,5 @@
 """Snakemake script of rule `embeddings`: embed one dataset split with one model."""
 
-from imprint.stages import logged, run_embed
+from imprint.stages import run_embed, run_rule
 
-with logged(snakemake.log[0], snakemake.threads):
-    run_embed(
-        snakemake.params.model_spec,
-        snakemake.input.model,
-        snakemake.params.dataset_spec,
-        snakemake.input.dataset,
-        snakemake.wildcards.split,
-        snakemake.output[0],
-        snakemake.params.embedding,
-        snakemake.threads,
-        snakemake.wildcards.model,
-    )
+run_rule(snakemake, run_embed)

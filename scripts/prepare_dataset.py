@@ -1,8 +1,5 @@
 """Snakemake script of rule `dataset`: obtain one dataset into its cache folder."""
 
-from imprint.stages import logged, run_prepare_dataset
+from imprint.stages import run_prepare_dataset, run_rule
 
-with logged(snakemake.log[0], snakemake.threads):
-    run_prepare_dataset(
-        snakemake.params.spec, snakemake.output.manifest, snakemake.params.components
-    )
+run_rule(snakemake, run_prepare_dataset)

@@ -1,6 +1,5 @@
 """Snakemake script of rule `gen_time_summary`: GEN time per method across groups."""
 
-from imprint.stages import logged, run_gen_time_summary
+from imprint.stages import run_gen_time_summary, run_rule
 
-with logged(snakemake.log[0], snakemake.threads):
-    run_gen_time_summary(snakemake.input[0], snakemake.output[0])
+run_rule(snakemake, run_gen_time_summary)

@@ -29,11 +29,12 @@ JOB = """
 import sys
 from imprint.stages import run_embed, run_prepare_model
 spec, manifest, out, threads = {spec!r}, {manifest!r}, {out!r}, {threads}
-run_prepare_model(spec, f"{{out}}/model.pt", {digits!r}, manifest if spec["source"] == "base_cnn"
-                  else None, threads)
+run_prepare_model(spec=spec, network=f"{{out}}/model.pt", dataset_spec={digits!r},
+                  manifest=manifest if spec["source"] == "base_cnn" else None, threads=threads)
 for split in ("train", "test"):
-    run_embed(spec, f"{{out}}/model.pt", {digits!r}, manifest, split, f"{{out}}/{{split}}.npz",
-              {embedding!r}, threads)
+    run_embed(model_spec=spec, network=f"{{out}}/model.pt", dataset_spec={digits!r},
+              manifest=manifest, split=split, embeddings=f"{{out}}/{{split}}.npz",
+              embedding={embedding!r}, threads=threads)
 """
 
 

@@ -252,7 +252,11 @@ def test_tasks_are_built_from_an_image_folder_whose_classes_come_from_the_data(t
         tmp_path, ["ant", "bee", "cow"], per_class=4, test_size=0.25
     )
     run_build_task(
-        {"dataset": "photos", "n_shot": 2}, spec, str(manifest), 0, str(tmp_path / "task.npz")
+        spec={"dataset": "photos", "n_shot": 2},
+        dataset_spec=spec,
+        manifest=str(manifest),
+        seed=0,
+        task_split=str(tmp_path / "task.npz"),
     )
     task = load_arrays(tmp_path / "task.npz")
     assert np.bincount(task["train_label"]).tolist() == [2, 2, 2]

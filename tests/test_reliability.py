@@ -62,14 +62,16 @@ def imprint_embeddings(tmp_path, train, test):
         "m": [1],
     }
     run_imprinting(
-        *(str(tmp_path / name) for name in ("train.npz", "test.npz", "task.npz")),
-        grid,
-        1e-4,
-        "m",
-        "t",
-        0,
-        str(tmp_path / "out.csv"),
-        str(tmp_path / "time.csv"),
+        train=str(tmp_path / "train.npz"),
+        test=str(tmp_path / "test.npz"),
+        task_split=str(tmp_path / "task.npz"),
+        grid=grid,
+        ls_lambda=1e-4,
+        model="m",
+        task="t",
+        seed=0,
+        results=str(tmp_path / "out.csv"),
+        gen_time=str(tmp_path / "time.csv"),
     )
 
 

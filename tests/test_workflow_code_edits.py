@@ -86,6 +86,11 @@ def module_name(module: str) -> str:
 #: only another config takes that path: an edit must still rerun them.
 CONFIG_DEPENDENT = {
     ("kmeans", "lowshot"): "lowshot.init.gen: kmeans runs k-means; the tiny config imprints means",
+    ("medoids", "imprinting"): "imprinting.gen: kmedoids runs it; the tiny config's grid has none",
+    ("medoids", "export_classifiers"): "a selected kmedoids configuration is refit with it",
+    # Not config-dependent but an over-approximation: low-shot imprints through the GEN registry
+    # (generate_proxies), which holds every method; as when k-medoids lived in imprint/gen.py.
+    ("medoids", "lowshot"): "low-shot dispatches through the GEN registry, k-medoids included",
 }
 
 

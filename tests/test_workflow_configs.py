@@ -219,20 +219,20 @@ def test_ls_lambda_per_model_reaches_the_models_imprinting_job(tmp_path):
     for ls_lambda in (3.0, 1e-4):
         out = tmp_path / f"by_hand_{ls_lambda}.csv"
         run_imprinting(
-            str(inputs[0]),
-            str(inputs[1]),
-            str(tmp_path / "results" / "tasks" / "novel" / "seed0.npz"),
-            {
+            train=str(inputs[0]),
+            test=str(inputs[1]),
+            task_split=str(tmp_path / "results" / "tasks" / "novel" / "seed0.npz"),
+            grid={
                 key: value
                 for key, value in config["imprinting"].items()
                 if not key.startswith("ls_lambda")
             },
-            ls_lambda,
-            "pixels",
-            "novel",
-            0,
-            str(out),
-            str(tmp_path / "gen_time.csv"),
+            ls_lambda=ls_lambda,
+            model="pixels",
+            task="novel",
+            seed=0,
+            results=str(out),
+            gen_time=str(tmp_path / "gen_time.csv"),
         )
         by_hand[ls_lambda] = pd.read_csv(out)["accuracy"]
     assert found.tolist() == by_hand[3.0].tolist()

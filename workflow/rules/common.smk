@@ -52,6 +52,64 @@ def results_path(path):
     return f"{RESULTS}/{path}"
 
 
+# Every result path is typed once, in one of these helpers: the rule that writes it calls the
+# helper with wildcards ("{model}"), the rules and functions that read it with values.
+
+
+def dataset_manifest(dataset):
+    return results_path(f"datasets/{dataset}/manifest.json")
+
+
+def model_file(model):
+    return results_path(f"models/{model}.pt")
+
+
+def embeddings_file(model, dataset, split):
+    return results_path(f"embeddings/{model}/{dataset}/{split}.npz")
+
+
+def task_file(task, seed):
+    return results_path(f"tasks/{task}/seed{seed}.npz")
+
+
+def imprinting_table(model, task, seed, kind=""):
+    """A grid job's results (``kind`` ``""``) or GEN timings (``".gen_time"``)."""
+    return results_path(f"imprinting/{model}/{task}/seed{seed}{kind}.csv")
+
+
+def selection_table(model, task, seed):
+    return results_path(f"selection/{model}/{task}/seed{seed}.csv")
+
+
+def nc1_table(model, task):
+    return results_path(f"nc1/{model}/{task}.csv")
+
+
+def lowshot_table(model, task, seed):
+    return results_path(f"lowshot/{model}/{task}/seed{seed}.csv")
+
+
+def classifier_folder(model, task):
+    return results_path(f"classifiers/{model}/{task}")
+
+
+def table_file(name):
+    """A table of results/tables/ (the collected, summarised and compared results)."""
+    return results_path(f"tables/{name}.csv")
+
+
+def figure_file(figure, ext):
+    return results_path(f"figures/{figure}.{ext}")
+
+
+def cd_diagram_file(comparison, ext):
+    return results_path(f"cd_diagrams/{comparison}.{ext}")
+
+
+def paper_table_file(comparison, ext):
+    return results_path(f"paper_tables/{comparison}.{ext}")
+
+
 # Before any job runs: the JSON schema (filling its defaults), then cross-references and facts
 # about the datasets. One line naming the offending key, instead of a dump of the whole config.
 # A job on a cluster node parses this file again: it still needs the schema's defaults, but the
@@ -77,7 +135,7 @@ try:
             train_labels=functools.cache(
                 lambda dataset: train_labels_if_known(
                     config["datasets"][dataset],
-                    results_path(f"datasets/{dataset}/manifest.json"),
+                    dataset_manifest(dataset),
                 )
             ),
         )
@@ -121,10 +179,6 @@ wildcard_constraints:
     figure="|".join(map(re.escape, FIGURES)),
 
 
-def dataset_manifest(dataset):
-    return results_path(f"datasets/{dataset}/manifest.json")
-
-
 def dataset_components(dataset):
     """name -> (spec, manifest) of the datasets a pooled dataset is built from."""
     spec = config["datasets"][dataset]
@@ -136,10 +190,6 @@ def dataset_components(dataset):
 
 def task_dataset(task):
     return config["tasks"][task]["dataset"]
-
-
-def embeddings_file(model, dataset, split):
-    return results_path(f"embeddings/{model}/{dataset}/{split}.npz")
 
 
 def model_training_dataset(model):
@@ -165,7 +215,7 @@ def embeddings_mem_mb(wildcards):
 
 def model_inputs(wc):
     dataset = model_training_dataset(wc.model)
-    inputs = {"dataset": dataset_manifest(dataset)} if dataset else {}
+    inputs = {"manifest": dataset_manifest(dataset)} if dataset else {}
     weights_files = model_input_files(config["models"][wc.model])
     if weights_files:
         inputs["weights_file"] = weights_files
@@ -173,43 +223,39 @@ def model_inputs(wc):
 
 
 def task_files(task):
-    return [results_path(f"tasks/{task}/seed{seed}.npz") for seed in task_seeds(config, task)]
+    return [task_file(task, seed) for seed in task_seeds(config, task)]
 
 
-def imprinting_tables():
+def grid_runs():
+    """(model, task, seed) of every grid job."""
     return [
-        results_path(f"imprinting/{model}/{task}/seed{seed}.csv")
+        (model, task, seed)
         for model in MODELS
         for task in TASKS
         for seed in task_seeds(config, task)
     ]
 
 
-def gen_time_tables():
-    return [path.replace(".csv", ".gen_time.csv") for path in imprinting_tables()]
+def imprinting_tables(kind=""):
+    return [imprinting_table(*run, kind) for run in grid_runs()]
 
 
 def nc1_tables():
-    return expand(results_path("nc1/{model}/{task}.csv"), model=MODELS, task=TASKS)
+    return [nc1_table(model, task) for model in MODELS for task in TASKS]
 
 
 def selection_output():
     """The imprinting job's selection table, where the config selects (method not none): the
     configuration chosen on held-out training data, by the grid once per fold in the same job."""
-    return (
-        {"selection": results_path("selection/{model}/{task}/seed{seed}.csv")} if SELECTION else {}
-    )
+    return {"selection": selection_table("{model}", "{task}", "{seed}")} if SELECTION else {}
 
 
 def selection_tables():
-    return [
-        path.replace(results_path("imprinting/"), results_path("selection/"))
-        for path in imprinting_tables()
-    ]
+    return [selection_table(*run) for run in grid_runs()]
 
 
 def exported_classifiers():
-    return expand(results_path("classifiers/{model}/{task}"), model=MODELS, task=TASKS)
+    return [classifier_folder(model, task) for model in MODELS for task in TASKS]
 
 
 def export_inputs(wc):
@@ -222,21 +268,18 @@ def export_inputs(wc):
         dataset = task_dataset(task)
         inputs |= {
             f"train__{task}": embeddings_file(wc.model, dataset, "train"),
-            f"task__{task}": results_path(f"tasks/{task}/seed{seed}.npz"),
-            f"selection__{task}": results_path(f"selection/{wc.model}/{task}/seed{seed}.csv"),
+            f"task__{task}": task_file(task, seed),
+            f"selection__{task}": selection_table(wc.model, task, seed),
             f"dataset__{task}": dataset_manifest(dataset),
-            f"nc1__{task}": results_path(f"nc1/{wc.model}/{task}.csv"),
+            f"nc1__{task}": nc1_table(wc.model, task),
         }
     if model_training_dataset(wc.model):
-        inputs["model"] = results_path(f"models/{wc.model}.pt")
+        inputs["network"] = model_file(wc.model)
     return inputs
 
 
 def lowshot_tables():
-    return [
-        results_path(f"lowshot/{model}/{task}/seed{seed}.csv")
-        for model, task, seed in lowshot_runs(config)
-    ]
+    return [lowshot_table(model, task, seed) for model, task, seed in lowshot_runs(config)]
 
 
 def lowshot_dataset(task, model):
@@ -246,7 +289,7 @@ def lowshot_dataset(task, model):
 def lowshot_inputs(wc):
     """A low-shot job's model and dataset, and for the 'head' scope the cached embeddings."""
     dataset = lowshot_dataset(wc.task, wc.model)
-    inputs = {"model": results_path(f"models/{wc.model}.pt"), "dataset": dataset_manifest(dataset)}
+    inputs = {"network": model_file(wc.model), "manifest": dataset_manifest(dataset)}
     if lowshot_scope(config["lowshot"]["scope"], config["models"][wc.model]) == "head":
         inputs.update(
             {split: embeddings_file(wc.model, dataset, split) for split in ("train", "test")}
@@ -269,7 +312,7 @@ def table_mem_mb(wildcards, input):
 def figure_tables(wildcards):
     """The tables a figure reads: its plot function's argument names -> results/tables/ files."""
     tables = FIGURES[wildcards.figure].tables
-    return {argument: results_path(f"tables/{table}.csv") for argument, table in tables.items()}
+    return {argument: table_file(table) for argument, table in tables.items()}
 
 
 def figure_options(figure):
@@ -288,38 +331,21 @@ def comparison_posthoc(comparison):
 
 
 def final_outputs():
+    comparisons = [
+        *map(table_file, COMPARISONS),
+        *[cd_diagram_file(name, ext) for name in COMPARISONS for ext in ("pdf", "png")],
+        *[paper_table_file(name, ext) for name in COMPARISONS for ext in ("csv", "tex")],
+    ]
+    tables = ["imprinting", "gen_time", "gen_time_summary", "summary", "nc1", "nc1_summary"]
+    if "nc1_vs_gain" in FIGURE_PLAN:
+        tables.append("nc1_vs_gain")
+    if lowshot_runs(config):
+        tables += ["lowshot", "lowshot_summary"]
+    if SELECTION:
+        tables += ["selection", "selection_summary"]
     return [
-        results_path("tables/imprinting.csv"),
-        results_path("tables/gen_time.csv"),
-        results_path("tables/gen_time_summary.csv"),
-        results_path("tables/summary.csv"),
-        results_path("tables/nc1.csv"),
-        results_path("tables/nc1_summary.csv"),
-        *([results_path("tables/nc1_vs_gain.csv")] if "nc1_vs_gain" in FIGURE_PLAN else []),
-        *expand(results_path("tables/{comparison}.csv"), comparison=COMPARISONS),
-        *expand(
-            results_path("cd_diagrams/{comparison}.{ext}"),
-            comparison=COMPARISONS,
-            ext=["pdf", "png"],
-        ),
-        *expand(
-            results_path("paper_tables/{comparison}.{ext}"),
-            comparison=COMPARISONS,
-            ext=["csv", "tex"],
-        ),
-        *expand(results_path("figures/{figure}.{ext}"), figure=FIGURE_PLAN, ext=["pdf", "png"]),
-        *(
-            [results_path("tables/lowshot.csv"), results_path("tables/lowshot_summary.csv")]
-            if lowshot_runs(config)
-            else []
-        ),
-        *(
-            [
-                results_path("tables/selection.csv"),
-                results_path("tables/selection_summary.csv"),
-                *exported_classifiers(),
-            ]
-            if SELECTION
-            else []
-        ),
+        *map(table_file, tables),
+        *comparisons,
+        *[figure_file(figure, ext) for figure in FIGURE_PLAN for ext in ("pdf", "png")],
+        *(exported_classifiers() if SELECTION else []),
     ]

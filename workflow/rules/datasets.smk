@@ -4,7 +4,7 @@ rule dataset:
         lambda wc: [manifest for _, manifest in dataset_components(wc.dataset).values()],
         lambda wc: dataset_input_files(config["datasets"][wc.dataset]),
     output:
-        manifest=results_path("datasets/{dataset}/manifest.json"),
+        manifest=dataset_manifest("{dataset}"),
     log:
         results_path("logs/dataset/{dataset}.log"),
     benchmark:
@@ -15,7 +15,7 @@ rule dataset:
     resources:
         mem_mb=4000,
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
+        spec=lookup(dpath="datasets/{dataset}", within=config),
         components=lambda wc: dataset_components(wc.dataset),
         images=lambda wc: dataset_input_digest(config["datasets"][wc.dataset]),
         code=code("prepare_dataset.py"),

@@ -1,10 +1,10 @@
 rule embeddings:
     """Embeddings and labels of one dataset split under one foundation model."""
     input:
-        model=results_path("models/{model}.pt"),
-        dataset=lambda wc: dataset_manifest(wc.dataset),
+        network=rules.model.output.network,
+        manifest=rules.dataset.output.manifest,
     output:
-        results_path("embeddings/{model}/{dataset}/{split}.npz"),
+        embeddings=embeddings_file("{model}", "{dataset}", "{split}"),
     log:
         results_path("logs/embeddings/{model}/{dataset}/{split}.log"),
     benchmark:
@@ -16,8 +16,8 @@ rule embeddings:
         mem_mb=embeddings_mem_mb,
         gpu=lambda wc: 0 if embeddings_are_read(wc.model) else config["embedding"]["gpus"],
     params:
-        model_spec=lambda wc: config["models"][wc.model],
-        dataset_spec=lambda wc: config["datasets"][wc.dataset],
+        model_spec=lookup(dpath="models/{model}", within=config),
+        dataset_spec=lookup(dpath="datasets/{dataset}", within=config),
         embedding=config["embedding"],
         code=code("extract_embeddings.py"),
     script:

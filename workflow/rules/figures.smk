@@ -8,9 +8,9 @@ rule figure:
     input:
         unpack(figure_tables),
     output:
-        pdf=results_path("figures/{figure}.pdf"),
+        pdf=figure_file("{figure}", "pdf"),
         png=report(
-            results_path("figures/{figure}.png"),
+            figure_file("{figure}", "png"),
             caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "{figure}"},

@@ -3,11 +3,11 @@ rule imprinting:
     input:
         train=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "train"),
         test=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "test"),
-        task=results_path("tasks/{task}/seed{seed}.npz"),
+        task_split=rules.task.output.task_split,
     output:
         **selection_output(),
-        results=results_path("imprinting/{model}/{task}/seed{seed}.csv"),
-        gen_time=results_path("imprinting/{model}/{task}/seed{seed}.gen_time.csv"),
+        results=imprinting_table("{model}", "{task}", "{seed}"),
+        gen_time=imprinting_table("{model}", "{task}", "{seed}", ".gen_time"),
     log:
         results_path("logs/imprinting/{model}/{task}/seed{seed}.log"),
     benchmark:
@@ -28,7 +28,7 @@ rule imprinting:
             if not key.startswith("ls_lambda")
         },
         ls_lambda=lambda wc: model_lambda(config, wc.model),
-        selection=config["selection"],
+        selection_spec=config["selection"],
         code=code("run_imprinting.py"),
     script:
         "../../scripts/run_imprinting.py"
@@ -42,7 +42,7 @@ rule export_classifiers:
     input:
         unpack(export_inputs),
     output:
-        [directory(results_path(f"classifiers/{{model}}/{task}")) for task in TASKS],
+        [directory(classifier_folder("{model}", task)) for task in TASKS],
     log:
         results_path("logs/classifiers/{model}.log"),
     conda:
@@ -52,7 +52,7 @@ rule export_classifiers:
         mem_mb=lambda wc, input: max(2000, int(4 * files_size_mb(input)) + 1000),
     params:
         tasks=TASKS,
-        model_spec=lambda wc: config["models"][wc.model],
+        model_spec=lookup(dpath="models/{model}", within=config),
         grid=config["imprinting"],
         ls_lambda=lambda wc: model_lambda(config, wc.model),
         config_sha256=lambda wc: {

@@ -11,7 +11,7 @@ rule lowshot:
     input:
         unpack(lowshot_inputs),
     output:
-        results_path("lowshot/{model}/{task}/seed{seed}.csv"),
+        table=lowshot_table("{model}", "{task}", "{seed}"),
     log:
         results_path("logs/lowshot/{model}/{task}/seed{seed}.log"),
     benchmark:
@@ -24,9 +24,9 @@ rule lowshot:
         mem_mb=lambda wc, input: max(4000, int(4 * files_size_mb(input)) + 3000),
         gpu=config["lowshot"]["gpus"],
     params:
-        model_spec=lambda wc: config["models"][wc.model],
+        model_spec=lookup(dpath="models/{model}", within=config),
         dataset_spec=lambda wc: config["datasets"][lowshot_dataset(wc.task, wc.model)],
-        task_spec=lambda wc: config["lowshot"]["tasks"][wc.task],
+        task_spec=lookup(dpath="lowshot/tasks/{task}", within=config),
         section={key: value for key, value in config["lowshot"].items() if key != "tasks"},
         code=code("run_lowshot.py"),
     script:
@@ -36,9 +36,9 @@ rule lowshot:
 rule collect_lowshot:
     """Every low-shot job's rows in one tidy table."""
     input:
-        lowshot_tables(),
+        tables=lowshot_tables(),
     output:
-        results_path("tables/lowshot.csv"),
+        table=table_file("lowshot"),
     log:
         results_path("logs/statistics/collect_lowshot.log"),
     conda:
@@ -52,10 +52,10 @@ rule collect_lowshot:
 rule lowshot_summary:
     """Qi et al.'s Tables 1-2: mean and std over seeds per method and n, final epoch."""
     input:
-        results_path("tables/lowshot.csv"),
+        lowshot=rules.collect_lowshot.output.table,
     output:
-        report(
-            results_path("tables/lowshot_summary.csv"),
+        summary=report(
+            table_file("lowshot_summary"),
             caption="../report/lowshot_summary.rst",
             category="Low-shot (Qi et al.)",
             labels={"table": "lowshot_summary"},

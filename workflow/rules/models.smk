@@ -3,7 +3,7 @@ rule model:
     input:
         unpack(model_inputs),
     output:
-        results_path("models/{model}.pt"),
+        network=model_file("{model}"),
     log:
         results_path("logs/model/{model}.log"),
     benchmark:
@@ -14,7 +14,7 @@ rule model:
     resources:
         mem_mb=4000,
     params:
-        spec=lambda wc: config["models"][wc.model],
+        spec=lookup(dpath="models/{model}", within=config),
         dataset_spec=lambda wc: config["datasets"].get(model_training_dataset(wc.model)),
         code=code("prepare_model.py"),
     script:

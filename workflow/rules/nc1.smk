@@ -4,7 +4,7 @@ rule nc1:
         train=lambda wc: embeddings_file(wc.model, task_dataset(wc.task), "train"),
         tasks=lambda wc: task_files(wc.task),
     output:
-        results_path("nc1/{model}/{task}.csv"),
+        table=nc1_table("{model}", "{task}"),
     log:
         results_path("logs/nc1/{model}/{task}.log"),
     conda:

@@ -10,9 +10,9 @@ localrules:
 rule collect_imprinting:
     """All imprinting results in one tidy table: one row per configuration run."""
     input:
-        imprinting_tables(),
+        tables=imprinting_tables(),
     output:
-        results_path("tables/imprinting.csv"),
+        table=table_file("imprinting"),
     log:
         results_path("logs/statistics/collect_imprinting.log"),
     conda:
@@ -27,10 +27,10 @@ rule collect_gen_time:
     """GEN wall time per (model, task, seed, gen, k, norm_pre): a measurement of the machine,
     kept apart from the reproducible results."""
     input:
-        gen_time_tables(),
+        tables=imprinting_tables(".gen_time"),
     output:
-        report(
-            results_path("tables/gen_time.csv"),
+        table=report(
+            table_file("gen_time"),
             caption="../report/gen_time.rst",
             category="GEN time",
             labels={"table": "gen_time"},
@@ -47,9 +47,9 @@ rule collect_gen_time:
 
 rule collect_nc1:
     input:
-        nc1_tables(),
+        tables=nc1_tables(),
     output:
-        results_path("tables/nc1.csv"),
+        table=table_file("nc1"),
     log:
         results_path("logs/statistics/collect_nc1.log"),
     conda:
@@ -64,9 +64,9 @@ rule collect_selection:
     """The configuration chosen on held-out training data per (model, task, seed), with its
     validation and honest test accuracy: one row per run."""
     input:
-        selection_tables(),
+        tables=selection_tables(),
     output:
-        results_path("tables/selection.csv"),
+        table=table_file("selection"),
     log:
         results_path("logs/statistics/collect_selection.log"),
     conda:
@@ -81,10 +81,10 @@ rule selection_summary:
     """Per (model, task): honest test accuracy of the selected configurations against the best
     test accuracy of any configuration, means over seeds."""
     input:
-        results_path("tables/selection.csv"),
+        selection=rules.collect_selection.output.table,
     output:
-        report(
-            results_path("tables/selection_summary.csv"),
+        summary=report(
+            table_file("selection_summary"),
             caption="../report/selection_summary.rst",
             category="Model selection",
             labels={"table": "selection_summary"},
@@ -102,10 +102,10 @@ rule selection_summary:
 rule nc1_summary:
     """NC1 per (model, task): mean and std over seeds."""
     input:
-        results_path("tables/nc1.csv"),
+        nc1=rules.collect_nc1.output.table,
     output:
-        report(
-            results_path("tables/nc1_summary.csv"),
+        summary=report(
+            table_file("nc1_summary"),
             caption="../report/nc1_summary.rst",
             category="Neural collapse",
             labels={"table": "nc1_summary"},
@@ -123,10 +123,10 @@ rule nc1_summary:
 rule summary:
     """Per configuration: median over seeds, mean and std over groups, mean rank."""
     input:
-        results_path("tables/imprinting.csv"),
+        results=rules.collect_imprinting.output.table,
     output:
-        report(
-            results_path("tables/summary.csv"),
+        summary=report(
+            table_file("summary"),
             caption="../report/summary.rst",
             category="All configurations",
             labels={"table": "summary"},
@@ -147,31 +147,31 @@ rule comparison:
     """Friedman test over (model, task) groups, then Nemenyi or Wilcoxon-Holm; table + CD
     diagram; the comparison in the paper's table layout (CSV and LaTeX)."""
     input:
-        results_path("tables/imprinting.csv"),
+        results=rules.collect_imprinting.output.table,
     output:
         table=report(
-            results_path("tables/{comparison}.csv"),
+            table_file("{comparison}"),
             caption="../report/comparison_table.rst",
             category="Comparisons",
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "table"},
         ),
-        pdf=results_path("cd_diagrams/{comparison}.pdf"),
+        pdf=cd_diagram_file("{comparison}", "pdf"),
         png=report(
-            results_path("cd_diagrams/{comparison}.png"),
+            cd_diagram_file("{comparison}", "png"),
             caption="../report/cd_diagram.rst",
             category="Comparisons",
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "CD diagram"},
         ),
         paper_csv=report(
-            results_path("paper_tables/{comparison}.csv"),
+            paper_table_file("{comparison}", "csv"),
             caption="../report/paper_table.rst",
             category="Comparisons",
             subcategory="{comparison}",
             labels={"comparison": "{comparison}", "file": "paper layout"},
         ),
-        paper_tex=results_path("paper_tables/{comparison}.tex"),
+        paper_tex=paper_table_file("{comparison}", "tex"),
     log:
         results_path("logs/statistics/comparison_{comparison}.log"),
     conda:
@@ -179,7 +179,7 @@ rule comparison:
     resources:
         mem_mb=table_mem_mb,
     params:
-        spec=lambda wc: config["comparisons"][wc.comparison],
+        spec=lookup(dpath="comparisons/{comparison}", within=config),
         alpha=config["statistics"]["alpha"],
         posthoc=lambda wc: comparison_posthoc(wc.comparison),
         code=code("compare.py"),
@@ -190,10 +190,10 @@ rule comparison:
 rule gen_time_summary:
     """GEN wall time per (gen, k): mean, median, min and max across (model, task) groups."""
     input:
-        results_path("tables/gen_time.csv"),
+        gen_time=rules.collect_gen_time.output.table,
     output:
-        report(
-            results_path("tables/gen_time_summary.csv"),
+        summary=report(
+            table_file("gen_time_summary"),
             caption="../report/gen_time_summary.rst",
             category="GEN time",
             labels={"table": "gen_time_summary"},
@@ -211,11 +211,11 @@ rule gen_time_summary:
 rule nc1_vs_gain:
     """Per (model, task): NC1 against the gain of k-means over the mean, Spearman per k."""
     input:
-        results=results_path("tables/imprinting.csv"),
-        nc1=results_path("tables/nc1.csv"),
+        results=rules.collect_imprinting.output.table,
+        nc1=rules.collect_nc1.output.table,
     output:
-        report(
-            results_path("tables/nc1_vs_gain.csv"),
+        table=report(
+            table_file("nc1_vs_gain"),
             caption="../report/nc1_vs_gain.rst",
             category="Neural collapse",
             labels={"table": "nc1_vs_gain"},

@@ -1,9 +1,9 @@
 rule task:
     """Index files of one task for one seed: class subset, label remap, n-shot subsample."""
     input:
-        dataset=lambda wc: dataset_manifest(task_dataset(wc.task)),
+        manifest=lambda wc: dataset_manifest(task_dataset(wc.task)),
     output:
-        results_path("tasks/{task}/seed{seed}.npz"),
+        task_split=task_file("{task}", "{seed}"),
     log:
         results_path("logs/task/{task}/seed{seed}.log"),
     conda:
@@ -12,7 +12,7 @@ rule task:
     resources:
         mem_mb=2000,
     params:
-        spec=lambda wc: config["tasks"][wc.task],
+        spec=lookup(dpath="tasks/{task}", within=config),
         dataset_spec=lambda wc: config["datasets"][task_dataset(wc.task)],
         code=code("build_task.py"),
     script:
