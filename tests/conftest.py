@@ -12,62 +12,14 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
+#: The test config (.test/config/config.yaml, as the workflow catalog lays it out): a run of every
+#: stage of the workflow in well under a minute.
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
+
+
 def tiny_config() -> dict:
-    """A config that runs every stage of the workflow in well under a minute."""
-    return {
-        "datasets": {"digits": {"source": "sklearn_digits", "test_size": 0.5, "split_seed": 0}},
-        "models": {
-            "pixels": {"source": "pixels"},
-            "cnn": {
-                "source": "base_cnn",
-                "dataset": "digits",
-                "base_classes": [0, 1, 2, 3, 4],
-                "embedding_dim": 16,
-                "epochs": 2,
-                "seed": 0,
-            },
-        },
-        "tasks": {
-            "novel": {"dataset": "digits", "classes": [5, 6, 7, 8, 9]},
-            "pairs": {"dataset": "digits", "d_in_1": 2, "n_labels": 3, "n_shot": 10, "seeds": [7]},
-        },
-        "seeds": [0, 1],
-        "imprinting": {
-            "gen": ["mean", "kmeans", "ls"],
-            "k": [1, 3],
-            "norm_pre": ["l2"],
-            "norm_post": ["none", "l2"],
-            "norm_inf": ["l2"],
-            "agg": ["max", "mnn"],
-            "m": [1, 3],
-        },
-        "nc1": {"variants": ["papyan", "imprint_code"]},
-        # the CNN fine-tuned whole (scope auto: full), the pixels' classifier alone (head)
-        "lowshot": {
-            "tasks": {
-                "digits": {
-                    "models": ["cnn", "pixels"],
-                    "dataset": "digits",
-                    "base_classes": [0, 1, 2, 3, 4],
-                    "novel_classes": [5, 6, 7, 8, 9],
-                    "n_shot": [1, 3],
-                }
-            },
-            "seeds": [0],
-            "epochs": 1,
-            "joint_epochs": 1,
-            "base_epochs": 2,
-            "augmentation": {"copies": 2},
-        },
-        "comparisons": {
-            "gen": {"factors": ["gen", "k"], "where": {"agg": ["max"]}, "best_of": ["norm_post"]},
-            "norm": {"factors": ["norm_post"], "where": {"gen": ["mean"], "agg": ["max"]}},
-            "agg": {
-                "factors": ["agg", "m"],
-                "where": {"gen": ["kmeans"], "k": [3], "norm_post": ["l2"]},
-            },
-        },
-    }
+    """The test config, a fresh copy each call (tests vary it)."""
+    return yaml.safe_load(TEST_CONFIG.read_text())
 
 
 #: Modules whose end-to-end runs take longest, in the order to start them: xdist hands each
