@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from imprint.datasets import class_ids_of, dataset_source
+from imprint.errors import SpecError
 from imprint.grid import FACTORS
 from imprint.models import model_input_files, model_source
 from imprint.tasks import label_map, task_classes
@@ -89,22 +90,6 @@ def check_devices(config: Mapping[str, Any]) -> None:
             )
 
 
-def _check_timm_model(name: str, spec: Mapping[str, Any]) -> None:
-    try:
-        import timm
-    except ImportError:
-        _fail(
-            f"models.{name}.source",
-            "'timm' needs the timm package: pip install 'imprint-workflow[timm]'",
-        )
-
-    if not timm.is_model(spec["name"]):
-        import difflib
-
-        nearest = difflib.get_close_matches(spec["name"], timm.list_models(), n=3)
-        _fail(f"models.{name}.name", f"timm has no model {spec['name']!r} (nearest: {nearest})")
-
-
 def _check_precomputed(config: Mapping[str, Any]) -> None:
     """Every model runs on every task: precomputed models need datasets of source
     ``embeddings`` holding their files, and such datasets work with precomputed models only."""
@@ -136,20 +121,6 @@ def _check_precomputed(config: Mapping[str, Any]) -> None:
                 f"datasets.{name}.models",
                 f"has files for {sorted(files)}, but the "
                 f"precomputed models are {sorted(precomputed)}",
-            )
-
-
-def _check_torchvision_model(name: str, spec: Mapping[str, Any]) -> None:
-    from torchvision.models import get_model_weights, list_models
-
-    if spec["name"] not in list_models():
-        _fail(f"models.{name}.name", f"torchvision has no model {spec['name']!r}")
-    if spec["weights"] is not None:
-        enum = get_model_weights(spec["name"])
-        if spec["weights"] not in enum.__members__:
-            _fail(
-                f"models.{name}.weights",
-                f"{spec['weights']!r} is not one of {sorted(enum.__members__)} or null",
             )
 
 
@@ -548,7 +519,7 @@ def _check_n_shot(
             )
 
 
-def check_config(  # noqa: C901 (20: branches on sources; to move onto them, #22)
+def check_config(
     config: Mapping[str, Any],
     train_labels: Callable[[str], np.ndarray | None] | None = None,
 ) -> None:
@@ -561,55 +532,17 @@ def check_config(  # noqa: C901 (20: branches on sources; to move onto them, #22
         for part in dataset_source(spec).requires(spec):
             if part not in config["datasets"] or part == name:
                 _fail(f"datasets.{name}.datasets", f"{part!r} is not another configured dataset")
-
     _check_precomputed(config)
     for name, spec in config["models"].items():
-        source = model_source(spec)
-        if spec["source"] == "torchvision":
-            _check_torchvision_model(name, spec)
-        if spec["source"] == "timm":
-            _check_timm_model(name, spec)
-        dataset = source.training_dataset(spec)
-        if dataset is not None:
-            available = _class_ids(config, dataset, f"models.{name}.dataset", train_labels)
-            _check_classes(spec["base_classes"], available, dataset, f"models.{name}.base_classes")
-
+        _check_model(config, name, spec, train_labels)
     for name, spec in config["tasks"].items():
-        available = _class_ids(config, spec["dataset"], f"tasks.{name}.dataset", train_labels)
-        if available is None and not isinstance(spec.get("classes"), list):
-            continue  # which classes "all" or a sample means is only known with the data
-        try:
-            classes = task_classes(spec, available or [])
-        except ValueError as error:
-            _fail(f"tasks.{name}.classes", str(error))
-        _check_classes(classes, available, spec["dataset"], f"tasks.{name}.classes")
-        d = spec.get("d_in_1", 1)
-        n_labels = spec.get("n_labels", len(classes) // d)
-        if n_labels < 1 or n_labels * d > len(classes):
-            _fail(
-                f"tasks.{name}.d_in_1",
-                f"{max(n_labels, 1)} labels of {d} classes each need {max(n_labels, 1) * d} "
-                f"classes, the task has {len(classes)}",
-            )
-        if (n_labels if "d_in_1" in spec else len(classes)) < 2:
-            _fail(f"tasks.{name}", "a task needs at least two labels to classify")
-        if train_labels is not None and spec.get("n_shot", "all") != "all":
-            labels = train_labels(spec["dataset"])
-            if labels is not None:
-                dataset_spec = config["datasets"][spec["dataset"]]
-                _check_n_shot(
-                    name, spec, task_seeds(config, name), class_ids_of(dataset_spec, labels), labels
-                )
-
+        _check_task(config, name, spec, train_labels)
     for name in config["imprinting"].get("ls_lambda_per_model", {}):
         if name not in config["models"]:
             _fail(f"imprinting.ls_lambda_per_model.{name}", "no such model under 'models'")
-
     for name, spec in config.get("comparisons", {}).items():
         _check_comparison(config, name, spec)
-
     _check_lowshot(config, train_labels)
-
     figures = config.get("figures", {})
     for key, section in (("models", "models"), ("gen_vs_k_tasks", "tasks")):
         unknown = [item for item in figures.get(key, []) if item not in config[section]]
@@ -617,23 +550,68 @@ def check_config(  # noqa: C901 (20: branches on sources; to move onto them, #22
             _fail(f"figures.{key}", f"{unknown} are not defined under '{section}'")
 
 
-def _check_lowshot(  # noqa: C901 (22: one branch per cross-key rule; to split by section, #22)
+def _check_model(
+    config: Mapping[str, Any], name: str, spec: Mapping[str, Any], train_labels: Callable | None
+) -> None:
+    """The source's own check (a model name the library has), and the base classes of a model
+    trained on a configured dataset exist there."""
+    source = model_source(spec)
+    check = getattr(source, "check", None)
+    if check is not None:
+        try:
+            check(spec)
+        except SpecError as error:
+            _fail(f"models.{name}.{error.field}", error.message)
+    dataset = source.training_dataset(spec)
+    if dataset is not None:
+        available = _class_ids(config, dataset, f"models.{name}.dataset", train_labels)
+        _check_classes(spec["base_classes"], available, dataset, f"models.{name}.base_classes")
+
+
+def _check_task(
+    config: Mapping[str, Any], name: str, spec: Mapping[str, Any], train_labels: Callable | None
+) -> None:
+    """A task's classes exist, its labels ("d in 1") fit them, and its n-shot fits every label
+    where the train labels are known before any job."""
+    available = _class_ids(config, spec["dataset"], f"tasks.{name}.dataset", train_labels)
+    if available is None and not isinstance(spec.get("classes"), list):
+        return  # which classes "all" or a sample means is only known with the data
+    try:
+        classes = task_classes(spec, available or [])
+    except ValueError as error:
+        _fail(f"tasks.{name}.classes", str(error))
+    _check_classes(classes, available, spec["dataset"], f"tasks.{name}.classes")
+    d = spec.get("d_in_1", 1)
+    n_labels = spec.get("n_labels", len(classes) // d)
+    if n_labels < 1 or n_labels * d > len(classes):
+        _fail(
+            f"tasks.{name}.d_in_1",
+            f"{max(n_labels, 1)} labels of {d} classes each need {max(n_labels, 1) * d} "
+            f"classes, the task has {len(classes)}",
+        )
+    if (n_labels if "d_in_1" in spec else len(classes)) < 2:
+        _fail(f"tasks.{name}", "a task needs at least two labels to classify")
+    if train_labels is not None and spec.get("n_shot", "all") != "all":
+        labels = train_labels(spec["dataset"])
+        if labels is not None:
+            dataset_spec = config["datasets"][spec["dataset"]]
+            _check_n_shot(
+                name, spec, task_seeds(config, name), class_ids_of(dataset_spec, labels), labels
+            )
+
+
+def _check_lowshot(
     config: Mapping[str, Any], train_labels: Callable[[str], np.ndarray | None] | None
 ) -> None:
     """Low-shot tasks: their models, dataset and classes exist and fit together (class
     selectors resolved where the classes are known before any job), the largest n fits every
     novel class, and the scope, embedding layer and methods suit every model."""
     from imprint.lowshot import (
-        FINE_TUNABLE_SOURCES,
-        embedding_dims,
-        lowshot_scope,
         task_base_classes,
         task_dataset,
     )
 
     section = config.get("lowshot", {})
-    methods = section.get("methods", [])
-    with_layer = bool(embedding_dims(section))
     for name, spec in section.get("tasks", {}).items():
         key = f"lowshot.tasks.{name}"
         datasets, bases, base_cnns = set(), set(), []
@@ -641,7 +619,6 @@ def _check_lowshot(  # noqa: C901 (22: one branch per cross-key rule; to split b
             if model not in config["models"]:
                 _fail(f"{key}.models", f"{model!r} is not defined under 'models'")
             model_spec = config["models"][model]
-            source = model_spec["source"]
             dataset = task_dataset(spec, model_spec)
             if dataset is None:
                 _fail(f"{key}.dataset", f"needed: model {model!r} is not trained on a dataset")
@@ -650,82 +627,112 @@ def _check_lowshot(  # noqa: C901 (22: one branch per cross-key rule; to split b
             if base is None:
                 _fail(f"{key}.base_classes", f"needed: model {model!r} has no base classes")
             bases.add(repr(base))
-            if source == "base_cnn":
+            if getattr(model_source(model_spec), "own_embedding_layer", False):
                 base_cnns.append(model)
-            if source == "base_cnn" and with_layer:
-                _fail(
-                    "lowshot.embedding_dim",
-                    f"model {model!r} is a base_cnn, whose network has its own embedding layer "
-                    f"(models.{model}.embedding_dim); leave lowshot.embedding_dim out for it",
-                )
-            scope = lowshot_scope(section["scope"], model_spec)
-            if scope == "full" and source not in FINE_TUNABLE_SOURCES:
-                _fail(
-                    "lowshot.scope",
-                    f"'full' fine-tuning needs a network; model {model!r} ({source}) has none "
-                    "(use 'head' or 'auto')",
-                )
-            if "imprint_aug" in methods and source == "precomputed":
-                _fail("lowshot.methods", f"imprint_aug needs images; model {model!r} has none")
-            if (
-                "all_class_joint" in methods
-                and scope == "full"
-                and source != "base_cnn"
-                and not with_layer
-            ):
-                _fail(
-                    "lowshot.methods",
-                    f"all_class_joint with 'full' scope trains from scratch what base training "
-                    f"learnt, which for model {model!r} ({source}) is only a classifier on its "
-                    "embedding: use scope 'head', or add an embedding layer (embedding_dim)",
-                )
+            _check_lowshot_model(section, model, model_spec)
         if len(datasets) > 1:
             _fail(f"{key}.dataset", f"its models train on different datasets {sorted(datasets)}")
         if len(bases) > 1:
             _fail(f"{key}.base_classes", f"its models have different base classes {sorted(bases)}")
-        paper = spec.get("paper", {})
-        for metric in ("novel_accuracy", "all_accuracy"):
-            for method, values in paper.get(metric, {}).items():
-                if len(values) != len(paper["n_shot"]):
-                    _fail(
-                        f"{key}.paper.{metric}.{method}",
-                        f"{len(values)} values for the {len(paper['n_shot'])} n of "
-                        f"paper.n_shot {paper['n_shot']}",
-                    )
-        dataset = datasets.pop()
-        available = _class_ids(config, dataset, f"{key}.dataset", train_labels)
-        labels = train_labels(dataset) if train_labels is not None else None
-        base = _selected(base, f"{key}.base_classes", available, labels)
-        novel = _selected(spec["novel_classes"], f"{key}.novel_classes", available, labels)
-        for model in base_cnns:
-            model_spec = config["models"][model]
-            if base is not None and (
-                dataset != model_spec["dataset"] or base != list(model_spec["base_classes"])
-            ):
-                _fail(
-                    f"{key}.base_classes",
-                    f"model {model!r} was trained on classes {model_spec['base_classes']} of "
-                    f"{model_spec['dataset']!r}; its low-shot base classes must be those",
-                )
-        if base is None or novel is None:
-            continue  # a selector of classes only known with the data: resolved by the job
-        overlap = sorted(set(base) & set(novel))
-        if overlap:
+        _check_paper_numbers(key, spec.get("paper", {}))
+        _check_lowshot_classes(config, key, spec, datasets.pop(), base, base_cnns, train_labels)
+
+
+def _check_lowshot_classes(
+    config: Mapping[str, Any],
+    key: str,
+    spec: Mapping[str, Any],
+    dataset: str,
+    base: Any,
+    base_cnns: Sequence[str],
+    train_labels: Callable | None,
+) -> None:
+    """A low-shot task's base and novel classes (selectors resolved where the labels are known
+    before any job) exist, do not overlap, are a base CNN's own base classes, and the largest n
+    fits every novel class."""
+    available = _class_ids(config, dataset, f"{key}.dataset", train_labels)
+    labels = train_labels(dataset) if train_labels is not None else None
+    base = _selected(base, f"{key}.base_classes", available, labels)
+    novel = _selected(spec["novel_classes"], f"{key}.novel_classes", available, labels)
+    for model in base_cnns:
+        model_spec = config["models"][model]
+        if base is not None and (
+            dataset != model_spec["dataset"] or base != list(model_spec["base_classes"])
+        ):
             _fail(
-                f"{key}.novel_classes",
-                f"{overlap if len(overlap) <= 10 else f'{len(overlap)} classes'} are also "
-                "base classes",
+                f"{key}.base_classes",
+                f"model {model!r} was trained on classes {model_spec['base_classes']} of "
+                f"{model_spec['dataset']!r}; its low-shot base classes must be those",
             )
-        _check_classes(base, available, dataset, f"{key}.base_classes")
-        _check_classes(novel, available, dataset, f"{key}.novel_classes")
-        if labels is not None:
-            counts = {int(c): int((labels == c).sum()) for c in novel}
-            smallest = min(counts, key=counts.__getitem__)
-            if max(spec["n_shot"]) > counts[smallest]:
+    if base is None or novel is None:
+        return  # a selector of classes only known with the data: resolved by the job
+    overlap = sorted(set(base) & set(novel))
+    if overlap:
+        _fail(
+            f"{key}.novel_classes",
+            f"{overlap if len(overlap) <= 10 else f'{len(overlap)} classes'} are also base classes",
+        )
+    _check_classes(base, available, dataset, f"{key}.base_classes")
+    _check_classes(novel, available, dataset, f"{key}.novel_classes")
+    if labels is not None:
+        counts = {int(c): int((labels == c).sum()) for c in novel}
+        smallest = min(counts, key=counts.__getitem__)
+        if max(spec["n_shot"]) > counts[smallest]:
+            _fail(
+                f"{key}.n_shot",
+                f"{max(spec['n_shot'])} exceeds the {counts[smallest]} train examples of "
+                f"novel class {smallest}",
+            )
+
+
+def _check_lowshot_model(
+    section: Mapping[str, Any], model: str, model_spec: Mapping[str, Any]
+) -> None:
+    """The low-shot scope, embedding layer and methods suit one model's source."""
+    from imprint.lowshot import embedding_dims, lowshot_scope
+
+    methods = section.get("methods", [])
+    with_layer = bool(embedding_dims(section))
+    kind = model_source(model_spec)
+    source = model_spec["source"]
+    if getattr(kind, "own_embedding_layer", False) and with_layer:
+        _fail(
+            "lowshot.embedding_dim",
+            f"model {model!r} is a base_cnn, whose network has its own embedding layer "
+            f"(models.{model}.embedding_dim); leave lowshot.embedding_dim out for it",
+        )
+    scope = lowshot_scope(section["scope"], model_spec)
+    if scope == "full" and not getattr(kind, "fine_tunable", False):
+        _fail(
+            "lowshot.scope",
+            f"'full' fine-tuning needs a network; model {model!r} ({source}) has none "
+            "(use 'head' or 'auto')",
+        )
+    if "imprint_aug" in methods and getattr(kind, "reads_embeddings", False):
+        _fail("lowshot.methods", f"imprint_aug needs images; model {model!r} has none")
+    if (
+        "all_class_joint" in methods
+        and scope == "full"
+        and not getattr(kind, "own_embedding_layer", False)
+        and not with_layer
+    ):
+        _fail(
+            "lowshot.methods",
+            f"all_class_joint with 'full' scope trains from scratch what base training "
+            f"learnt, which for model {model!r} ({source}) is only a classifier on its "
+            "embedding: use scope 'head', or add an embedding layer (embedding_dim)",
+        )
+
+
+def _check_paper_numbers(key: str, paper: Mapping[str, Any]) -> None:
+    """A low-shot task's published accuracies: one value per n of ``paper.n_shot``."""
+    for metric in ("novel_accuracy", "all_accuracy"):
+        for method, values in paper.get(metric, {}).items():
+            if len(values) != len(paper["n_shot"]):
                 _fail(
-                    f"{key}.n_shot",
-                    f"{max(spec['n_shot'])} exceeds the {counts[smallest]} train examples of "
-                    f"novel class {smallest}",
+                    f"{key}.paper.{metric}.{method}",
+                    f"{len(values)} values for the {len(paper['n_shot'])} n of "
+                    f"paper.n_shot {paper['n_shot']}",
                 )
 
 

@@ -54,13 +54,11 @@ class Grid:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], ls_lambda: float) -> Grid:
-        return cls(
-            **{key: tuple(section[key]) for key in FACTORS},
-            ls_lambda=ls_lambda,
-            device=section.get("device", "auto"),
-            dtype=section.get("dtype", "float32"),
-            compat=section.get("compat", "none"),
-        )
+        # device, dtype and compat where the section has them (a validated config always
+        # does), else this class's defaults, which tests/test_lists_agree.py checks against
+        # the schema's
+        engine = {key: section[key] for key in ("device", "dtype", "compat") if key in section}
+        return cls(**{key: tuple(section[key]) for key in FACTORS}, ls_lambda=ls_lambda, **engine)
 
     def variants(self) -> list[tuple[str, int]]:
         """``(agg, m)`` pairs; ``m`` is 0 for max, which has none."""

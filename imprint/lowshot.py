@@ -71,9 +71,6 @@ SCOPES = ("full", "head")
 INIT_GENS = ("mean", "kmeans")
 #: Optimisers of every training run (``lowshot.optimizer``).
 OPTIMIZERS = ("sgd", "rmsprop")
-#: Model sources whose network the ``full`` scope can fine-tune (the others have no network:
-#: ``pixels`` is the identity, ``precomputed`` only embeddings).
-FINE_TUNABLE_SOURCES = frozenset({"base_cnn", "torchvision", "timm", "python"})
 #: The columns of a low-shot table, in order.
 COLUMNS = (
     "model",

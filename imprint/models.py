@@ -18,12 +18,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from imprint.errors import SpecError
 from imprint.io import atomic_path
 
 log = logging.getLogger(__name__)
 
 
 class ModelSource(Protocol):
+    """A kind of FM (config key ``source``). Optional attributes, read with defaults:
+    ``check(spec)`` raises :class:`imprint.errors.SpecError` for a spec that cannot work, before
+    any job (a name the library does not have); ``fine_tunable`` (False): it has a network that
+    low-shot ``scope: full`` can train; ``own_embedding_layer`` (False): its network ends in an
+    embedding layer of its own (low-shot adds none); ``reads_embeddings`` (False): it reads
+    embeddings computed elsewhere, with no network and no images."""
+
     def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
         """Name of the configured dataset the model is trained on, if any."""
 
@@ -320,6 +328,9 @@ class BaseCNN:
     imprinting does on data the FM was not trained on.
     """
 
+    fine_tunable = True
+    own_embedding_layer = True
+
     def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
         return spec["dataset"]
 
@@ -332,7 +343,7 @@ class BaseCNN:
             learning_rate=spec["learning_rate"],
             batch_size=spec["batch_size"],
             seed=spec["seed"],
-            head=spec.get("head", "cosine"),
+            head=spec.get("head", BASE_CNN_DEFAULTS["head"]),
         )
         if record["train_accuracy"] < 0.99:
             log.warning(
@@ -351,7 +362,7 @@ class BaseCNN:
             obj["in_channels"],
             spec["embedding_dim"],
             len(spec["base_classes"]),
-            spec.get("head", "cosine"),
+            spec.get("head", BASE_CNN_DEFAULTS["head"]),
         )
         network.load_state_dict(obj["state_dict"])
         return network.eval()
@@ -382,6 +393,22 @@ class TorchvisionModel:
     initialisation (offline tests of the plumbing). Preprocessing is the weights' own transforms
     (for null weights, those of the model's default weights), after grayscale -> RGB.
     """
+
+    fine_tunable = True
+
+    def check(self, spec: Mapping[str, Any]) -> None:
+        """The model name and its weights exist in this torchvision."""
+        from torchvision.models import get_model_weights, list_models
+
+        if spec["name"] not in list_models():
+            raise SpecError("name", f"torchvision has no model {spec['name']!r}")
+        if spec["weights"] is not None:
+            enum = get_model_weights(spec["name"])
+            if spec["weights"] not in enum.__members__:
+                raise SpecError(
+                    "weights",
+                    f"{spec['weights']!r} is not one of {sorted(enum.__members__)} or null",
+                )
 
     def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
         return None
@@ -542,6 +569,22 @@ class TimmModel:
     first, so an offline machine with the weights in its cache works), or from ``checkpoint``,
     a local ``.safetensors`` / ``.pth`` / ``.bin`` file."""
 
+    fine_tunable = True
+
+    def check(self, spec: Mapping[str, Any]) -> None:
+        """timm is installed and has the model."""
+        try:
+            import timm
+        except ImportError:
+            raise SpecError(
+                "source", "'timm' needs the timm package: pip install 'imprint-workflow[timm]'"
+            ) from None
+        if not timm.is_model(spec["name"]):
+            import difflib
+
+            nearest = difflib.get_close_matches(spec["name"], timm.list_models(), n=3)
+            raise SpecError("name", f"timm has no model {spec['name']!r} (nearest: {nearest})")
+
     def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
         return None
 
@@ -611,6 +654,10 @@ class TimmModel:
 #: models, which most pretrained image networks expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Fallbacks for specs built without the schema (the `imprint` command's): the schema's own
+#: defaults, which tests/test_lists_agree.py checks these against.
+PYTHON_MODEL_DEFAULTS = {"image_size": 224, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+BASE_CNN_DEFAULTS = {"head": "cosine"}
 
 
 def call_factory(spec: Mapping[str, Any]):
@@ -656,6 +703,8 @@ class PythonModel:
     squared, normalised with ``mean`` and ``std`` (ImageNet's by default). The factory runs in
     the model job (its weights are stored there) and again in each embedding job."""
 
+    fine_tunable = True
+
     def training_dataset(self, spec: Mapping[str, Any]) -> str | None:
         return None
 
@@ -679,7 +728,7 @@ class PythonModel:
         import torch
         from torchvision.transforms import v2
 
-        size = spec.get("image_size", 224)
+        size = spec.get("image_size", PYTHON_MODEL_DEFAULTS["image_size"])
         return v2.Compose(
             [
                 v2.ToImage(),
@@ -687,7 +736,8 @@ class PythonModel:
                 v2.Resize((size, size), antialias=True),
                 v2.ToDtype(torch.float32, scale=True),
                 v2.Normalize(
-                    list(spec.get("mean", IMAGENET_MEAN)), list(spec.get("std", IMAGENET_STD))
+                    list(spec.get("mean", PYTHON_MODEL_DEFAULTS["mean"])),
+                    list(spec.get("std", PYTHON_MODEL_DEFAULTS["std"])),
                 ),
             ]
         )

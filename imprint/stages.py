@@ -485,7 +485,7 @@ def run_lowshot(
         run_seed,
         task_classes,
     )
-    from imprint.models import model_source, small_cnn
+    from imprint.models import BASE_CNN_DEFAULTS, model_source, small_cnn
 
     scope = lowshot_scope(section["scope"], model_spec)
     options = LowShotOptions.from_config(section, scope, task_spec["n_shot"])
@@ -503,7 +503,7 @@ def run_lowshot(
     if model_spec["source"] == "base_cnn":
         trained = source.load_with_head(model_spec, Path(network))
         data.network = trained[0]
-        if model_spec.get("head", "cosine") == "cosine":
+        if model_spec.get("head", BASE_CNN_DEFAULTS["head"]) == "cosine":
             data.base_head = trained[1]
         in_channels, dim = trained[0][0].in_channels, model_spec["embedding_dim"]
         data.fresh_network = lambda: small_cnn(in_channels, dim, 1)[0]

@@ -234,3 +234,49 @@ def test_the_low_shot_options_default_to_the_schemas_defaults():
     assert len(compared) >= 10
     for name, (library, schema) in compared.items():
         assert (list(library) if isinstance(library, tuple) else library) == schema, name
+
+
+def test_the_grids_engine_defaults_are_the_schemas():
+    """Grid.from_config falls back on Grid's own defaults for a section without device, dtype
+    or compat (the schema fills them in a validated config): the two must agree."""
+    import dataclasses
+
+    from imprint.grid import Grid
+
+    properties = yaml.safe_load(SCHEMA.read_text())["properties"]["imprinting"]["properties"]
+    defaults = {field.name: field.default for field in dataclasses.fields(Grid)}
+    for key in ("device", "dtype", "compat"):
+        assert defaults[key] == properties[key]["default"], key
+
+
+def _source_options(schema: dict, source: str) -> dict:
+    """The schema's options of a model source (its ``if source: const`` branch)."""
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            condition = node.get("if", {}).get("properties", {}).get("source", {})
+            if condition.get("const") == source:
+                found.append(node["then"]["properties"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    assert len(found) == 1, source
+    return found[0]
+
+
+def test_the_model_sources_fallbacks_are_the_schemas_defaults():
+    """Options a model source reads with a fallback (for specs built without the schema, as the
+    `imprint` command builds them) fall back on the schema's defaults."""
+    from imprint.models import BASE_CNN_DEFAULTS, PYTHON_MODEL_DEFAULTS
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    for source, defaults in (("python", PYTHON_MODEL_DEFAULTS), ("base_cnn", BASE_CNN_DEFAULTS)):
+        options = _source_options(schema, source)
+        for key, value in defaults.items():
+            expected = options[key]["default"]
+            assert (list(value) if isinstance(value, tuple) else value) == expected, key
