@@ -614,7 +614,7 @@ def _check_lowshot(
     section = config.get("lowshot", {})
     for name, spec in section.get("tasks", {}).items():
         key = f"lowshot.tasks.{name}"
-        datasets, bases, base_cnns = set(), set(), []
+        datasets, bases = set(), set()
         for model in spec["models"]:
             if model not in config["models"]:
                 _fail(f"{key}.models", f"{model!r} is not defined under 'models'")
@@ -627,29 +627,30 @@ def _check_lowshot(
             if base is None:
                 _fail(f"{key}.base_classes", f"needed: model {model!r} has no base classes")
             bases.add(repr(base))
-            if getattr(model_source(model_spec), "own_embedding_layer", False):
-                base_cnns.append(model)
             _check_lowshot_model(section, model, model_spec)
         if len(datasets) > 1:
             _fail(f"{key}.dataset", f"its models train on different datasets {sorted(datasets)}")
         if len(bases) > 1:
             _fail(f"{key}.base_classes", f"its models have different base classes {sorted(bases)}")
         _check_paper_numbers(key, spec.get("paper", {}))
-        _check_lowshot_classes(config, key, spec, datasets.pop(), base, base_cnns, train_labels)
+        _check_lowshot_classes(config, key, spec, train_labels)
 
 
 def _check_lowshot_classes(
-    config: Mapping[str, Any],
-    key: str,
-    spec: Mapping[str, Any],
-    dataset: str,
-    base: Any,
-    base_cnns: Sequence[str],
-    train_labels: Callable | None,
+    config: Mapping[str, Any], key: str, spec: Mapping[str, Any], train_labels: Callable | None
 ) -> None:
     """A low-shot task's base and novel classes (selectors resolved where the labels are known
     before any job) exist, do not overlap, are a base CNN's own base classes, and the largest n
-    fits every novel class."""
+    fits every novel class. Its models share one dataset and base classes (checked before)."""
+    from imprint.lowshot import task_base_classes, task_dataset
+
+    first = config["models"][spec["models"][0]]
+    dataset, base = task_dataset(spec, first), task_base_classes(spec, first)
+    base_cnns = [
+        model
+        for model in spec["models"]
+        if getattr(model_source(config["models"][model]), "own_embedding_layer", False)
+    ]
     available = _class_ids(config, dataset, f"{key}.dataset", train_labels)
     labels = train_labels(dataset) if train_labels is not None else None
     base = _selected(base, f"{key}.base_classes", available, labels)
