@@ -13,8 +13,11 @@ functions, classes and constants that ``run_nc1`` names, transitively, also wher
 imported from another module of the package; a whole-module import (``import imprint.x``)
 reaches all of ``imprint.x``. A function a module imports at its top but that no reached code
 names is not reached: a statistics job that imports ``imprint.grid`` for its column names does
-not run k-means. :mod:`modulefinder` only works per module, which would make every stage depend on
-everything that ``imprint.stages`` imports in any of its functions; hence this small walker.
+not run k-means. A function registered with a decorator (``@register_gen(...)``, which stores
+it in ``GEN_REGISTRY``) is reached where reached code dispatches through the registry, not
+where a list of names derived from it is read. :mod:`modulefinder` only works per module,
+which would make every stage depend on everything that ``imprint.stages`` imports in any of
+its functions; hence this small walker.
 """
 
 from __future__ import annotations
