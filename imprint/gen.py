@@ -117,9 +117,11 @@ class GenCache:
         shared = gen_method(gen).shared_work
         if shared is None:
             return seconds
-        prepare = GEN_REGISTRY[shared].prepare
+        method = GEN_REGISTRY[shared]
+        if self.compat == "paper" and method.paper_sequential:
+            return seconds  # drawn class after class from one generator (paper_draw)
         for position, label in enumerate(np.unique(y)):
-            for k, elapsed in prepare(self, x[y == label], random_state, position).items():
+            for k, elapsed in method.prepare(self, x[y == label], random_state, position).items():
                 seconds[k] += elapsed
         return seconds
 
@@ -423,9 +425,6 @@ def _greedy_order_preparer(name: str, order: Callable) -> PrepareFunction:
     def prepare(
         cache: GenCache, samples: np.ndarray, random_state: int, position: int
     ) -> dict[int, float]:
-        if name == "fps" and cache.compat == "paper":
-            # drawn class after class from one generator (paper_draw), not per class
-            return dict.fromkeys(cache.k_values, 0.0)
         start = time.perf_counter()
         n = len(samples)
         largest = max([k for k in cache.k_values if k < n], default=0)
