@@ -188,6 +188,7 @@ def test_the_jobs_environment_pins_the_versions_ci_installs_and_this_install_has
     )
     assert _environment_pins() == constraints
     assert "-c envs/constraints.txt torch torchvision" in (REPO / ".ci" / "run").read_text()
+    assert "pip install -c envs/constraints.txt -e '.[test]'" in (REPO / "README.md").read_text()
     quick_start = f"torch=={constraints['torch']} torchvision=={constraints['torchvision']}"
     assert quick_start in (REPO / "README.md").read_text()
     installed = {name: importlib.metadata.version(name) for name in constraints}
